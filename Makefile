@@ -1,0 +1,54 @@
+# nginx-scripting-gate: build, test and demo entry points.
+#
+#   make deps    install the Debian packages the project needs
+#   make build   the module (build/nginx/*.so) and the mock API
+#   make test    deps + build + the Test::Nginx suite
+#   make demo    deps + build + the gateway in front of the mock, with a burst
+
+SHELL       := /bin/bash
+NGINX_SRC   ?= /usr/share/nginx/src
+NGINX_BIN   ?= /usr/sbin/nginx
+BUILD       := build
+MODULE      := $(BUILD)/nginx/ngx_http_scripting_gate_module.so
+MOCK        := $(BUILD)/scripting-mock
+SOURCES     := config $(wildcard ngx_module/*.c ngx_module/*.h)
+DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
+                libevent-dev libtest-base-perl tini wrk curl gcc make
+
+CFLAGS_MOCK := -O2 -g -Wall -Wextra
+
+.PHONY: all deps build test demo demo-stop bench clean
+
+all: build
+
+deps:
+	@sh tools/deps.sh $(DEB_PACKAGES)
+
+build: $(MODULE) $(MOCK)
+
+$(BUILD)/nginx/Makefile: config
+	@mkdir -p $(BUILD)/nginx
+	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2 -Wall -Werror' \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/nginx \
+	    > $(CURDIR)/$(BUILD)/nginx/configure.log 2>&1 \
+	    || { tail -30 $(CURDIR)/$(BUILD)/nginx/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
+	$(MAKE) -s -f $(CURDIR)/$(BUILD)/nginx/Makefile -C $(NGINX_SRC) modules
+
+$(MOCK): tools/mock/scripting_mock.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
+
+test: deps build
+	@sh t/run.sh
+
+demo: deps build
+	@sh tools/demo.sh
+
+demo-stop:
+	@sh tools/demo.sh stop
+
+clean:
+	rm -rf $(BUILD) t/servroot

@@ -1,0 +1,892 @@
+
+/*
+ * Copyright (C) nginx-scripting-gate authors
+ *
+ * Retry: an upstream 429 (or another listed status) is answered again,
+ * inside the client's request, after a backoff or the upstream's
+ * Retry-After, within a deadline and a retry budget.
+ *
+ * Design.  nginx's upstream code has no way to pause between tries, so
+ * the request runs each attempt as a subrequest cloned into its own
+ * location (NGX_HTTP_SUBREQUEST_CLONE, as the mirror module does): the
+ * attempt starts at this same precontent phase, steps over this handler,
+ * and reaches the location's own content handler, so proxy_pass, upstream
+ * blocks, keepalive, proxy_set_header and TLS work as the user wrote them.
+ * The attempt shares the main request's body, method and headers; the
+ * body is read once, before the first attempt, and is replayed byte for
+ * byte from memory or its temporary file by the proxy module.
+ *
+ * The attempt's header filter decides.  An answer to retry is swallowed:
+ * its headers are not passed on and its body is marked consumed, so the
+ * client never sees a byte of it and the upstream connection can be kept
+ * alive.  A final answer's status and headers are copied to the main
+ * request and sent, and its body streams through the postpone filter to
+ * the client as a plain proxy_pass response would, never held whole.
+ * When the attempt ends, the main request is woken by the core (post
+ * subrequest), gives back its gate slot and either sets a timer for the
+ * next attempt or ends itself.  During a wait it holds no slot and its
+ * client connection is watched (ngx_http_test_reading): a client that
+ * goes away ends the request, and the pool cleanup deletes the timer.
+ */
+
+
+#include "ngx_http_scripting_gate_module.h"
+
+
+#define NGX_HTTP_SCRIPTING_GATE_JITTER_FULL          0
+#define NGX_HTTP_SCRIPTING_GATE_JITTER_EQUAL         1
+#define NGX_HTTP_SCRIPTING_GATE_JITTER_DECORRELATED  2
+#define NGX_HTTP_SCRIPTING_GATE_JITTER_NONE          3
+
+
+static ngx_int_t ngx_http_scripting_gate_retry_start(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
+static void ngx_http_scripting_gate_retry_granted(
+    ngx_http_scripting_gate_req_t *gr, ngx_int_t rc);
+static ngx_int_t ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
+static ngx_int_t ngx_http_scripting_gate_retry_attempt_done(
+    ngx_http_request_t *r, void *data, ngx_int_t rc);
+static void ngx_http_scripting_gate_retry_wake(ngx_http_request_t *r);
+static void ngx_http_scripting_gate_retry_timer(ngx_event_t *ev);
+static ngx_int_t ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr, ngx_uint_t status);
+static ngx_uint_t ngx_http_scripting_gate_retry_budget(
+    ngx_http_scripting_gate_req_t *gr,
+    ngx_http_scripting_gate_retry_conf_t *rcf);
+static ngx_int_t ngx_http_scripting_gate_retry_header_filter(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_retry_body_filter(
+    ngx_http_request_t *r, ngx_chain_t *in);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+/* the retry budget of requests outside any gate zone, per worker */
+static ngx_uint_t  ngx_http_scripting_gate_local_requests;
+static ngx_uint_t  ngx_http_scripting_gate_local_retrying;
+
+
+static ngx_str_t  ngx_http_scripting_gate_jitters[] = {
+    ngx_string("full"),
+    ngx_string("equal"),
+    ngx_string("decorrelated"),
+    ngx_string("none"),
+    ngx_null_string
+};
+
+
+ngx_int_t
+ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                            rc;
+    ngx_http_scripting_gate_req_t       *gr;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
+
+    if (r != r->main) {
+        /* an attempt: on to the location's content handler */
+        return NGX_DECLINED;
+    }
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    if (glcf->retry == NULL) {
+        return NGX_DECLINED;
+    }
+
+    gr = ngx_http_scripting_gate_get_req(r, 1);
+    if (gr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (gr->started) {
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_scripting_gate_read_body(r, gr);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    gr->started = ngx_current_msec;
+
+    if (glcf->shm_zone) {
+        rc = ngx_http_scripting_gate_prepare(r, gr);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        gr->gated = (rc == NGX_OK);
+    }
+
+    if (gr->gated) {
+        (void) ngx_atomic_fetch_add(&gr->zone->sh->requests, 1);
+        gr->zone->proc->requests++;
+
+    } else {
+        ngx_http_scripting_gate_local_requests++;
+    }
+
+    gr->counted = 1;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    rc = ngx_http_scripting_gate_retry_start(r, gr);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_scripting_gate_reject(r, gr);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Starts an attempt, through the gate when there is one: NGX_OK when it
+ * runs or waits for a slot, NGX_DECLINED when the gate refused it.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_start(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    ngx_int_t  rc;
+
+    if (!gr->gated) {
+        return ngx_http_scripting_gate_retry_run(r, gr);
+    }
+
+    gr->retry = (gr->retries > 0);
+
+    rc = ngx_http_scripting_gate_acquire(gr);
+
+    switch (rc) {
+
+    case NGX_OK:
+        return ngx_http_scripting_gate_retry_run(r, gr);
+
+    case NGX_AGAIN:
+        gr->handler = ngx_http_scripting_gate_retry_granted;
+        return NGX_OK;
+
+    default:
+        return NGX_DECLINED;
+    }
+}
+
+
+static void
+ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
+    ngx_int_t rc)
+{
+    ngx_http_request_t  *r;
+
+    r = gr->request;
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_scripting_gate_retry_run(r, gr);
+
+    } else {
+        rc = ngx_http_scripting_gate_reject(r, gr);
+    }
+
+    if (rc == NGX_DECLINED) {
+        /* dry run: on without a slot */
+        rc = ngx_http_scripting_gate_retry_run(r, gr);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    ngx_http_request_t          *sr;
+    ngx_http_post_subrequest_t  *ps;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps->handler = ngx_http_scripting_gate_retry_attempt_done;
+    ps->data = gr;
+
+    if (ngx_http_subrequest(r, &r->uri, &r->args, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_CLONE)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(sr, gr, ngx_http_scripting_gate_module);
+
+    gr->attempt = sr;
+    gr->again = 0;
+    gr->final = 0;
+    gr->attempt_status = 0;
+
+    r->write_event_handler = ngx_http_scripting_gate_retry_wake;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "scripting retry: attempt %ui of \"%V\"",
+                   gr->retries + 1, &r->uri);
+
+    return NGX_OK;
+}
+
+
+/* may run more than once for an attempt: it only gives back and notes */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_attempt_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_scripting_gate_req_t  *gr = data;
+
+    ngx_uint_t                  i;
+    ngx_http_request_t         *mr;
+    ngx_http_upstream_state_t  *state, *s;
+
+    if (gr->attempt != r) {
+        return rc;
+    }
+
+    if (gr->attempt_status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        gr->attempt_status = rc;
+    }
+
+    if (gr->ticket) {
+        ngx_http_scripting_gate_hist_add(&gr->zone->sh->upstream,
+                                       ngx_current_msec - gr->acquired_at);
+        ngx_http_scripting_gate_release(gr);
+    }
+
+    /* $upstream_status and its kin show every attempt, as after retries */
+
+    mr = r->main;
+
+    if (r->upstream_states && r->upstream_states != mr->upstream_states) {
+
+        if (mr->upstream_states == NULL) {
+            mr->upstream_states = ngx_array_create(mr->pool,
+                                                 r->upstream_states->nelts,
+                                                 sizeof(ngx_http_upstream_state_t));
+            if (mr->upstream_states == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        state = r->upstream_states->elts;
+
+        for (i = 0; i < r->upstream_states->nelts; i++) {
+            s = ngx_array_push(mr->upstream_states);
+            if (s == NULL) {
+                return NGX_ERROR;
+            }
+
+            *s = state[i];
+        }
+
+        r->upstream_states = mr->upstream_states;
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_scripting_gate_retry_wake(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_http_request_t             *sr;
+    ngx_http_scripting_gate_req_t  *gr;
+
+    gr = ngx_http_scripting_gate_get_req(r, 0);
+
+    if (gr == NULL || gr->attempt == NULL || !gr->attempt->done) {
+        return;
+    }
+
+    sr = gr->attempt;
+    gr->attempt = NULL;
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (gr->again) {
+        gr->retries++;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "scripting retry: status %ui, next attempt in %M ms",
+                       gr->attempt_status, gr->delay);
+
+        gr->retry_event.handler = ngx_http_scripting_gate_retry_timer;
+        gr->retry_event.data = gr;
+        gr->retry_event.log = r->connection->log;
+
+        ngx_add_timer(&gr->retry_event, gr->delay);
+        return;
+    }
+
+    ngx_http_scripting_gate_retry_done(gr);
+
+    if (!gr->final) {
+        /* the attempt ended without an answer of its own */
+        ngx_http_finalize_request(r, sr->headers_out.status
+                                     ? (ngx_int_t) sr->headers_out.status
+                                     : NGX_HTTP_BAD_GATEWAY);
+        return;
+    }
+
+    rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
+{
+    ngx_int_t                       rc;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_http_scripting_gate_req_t  *gr;
+
+    gr = ev->data;
+    r = gr->request;
+    c = r->connection;
+
+    rc = ngx_http_scripting_gate_retry_start(r, gr);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_scripting_gate_reject(r, gr);
+
+        if (rc == NGX_DECLINED) {
+            rc = ngx_http_scripting_gate_retry_run(r, gr);
+        }
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* gives back the request's share of the retry budget; idempotent */
+
+void
+ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_req_t *gr)
+{
+    if (!gr->counted) {
+        return;
+    }
+
+    gr->counted = 0;
+
+    if (gr->gated) {
+        (void) ngx_atomic_fetch_add(&gr->zone->sh->requests, -1);
+        gr->zone->proc->requests--;
+
+        if (gr->budgeted) {
+            (void) ngx_atomic_fetch_add(&gr->zone->sh->retrying, -1);
+            gr->zone->proc->retrying--;
+        }
+
+    } else {
+        ngx_http_scripting_gate_local_requests--;
+
+        if (gr->budgeted) {
+            ngx_http_scripting_gate_local_retrying--;
+        }
+    }
+
+    gr->budgeted = 0;
+}
+
+
+/*
+ * NGX_OK: the answer of this attempt is discarded and gr->delay set for
+ * the next one; NGX_DECLINED: it goes to the client.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr, ngx_uint_t status)
+{
+    ngx_int_t                              rc;
+    ngx_uint_t                            *code, i, found;
+    ngx_msec_t                             delay, left, elapsed, v, ra;
+    ngx_http_scripting_gate_loc_conf_t    *glcf;
+    ngx_http_scripting_gate_retry_conf_t  *rcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    rcf = glcf->retry;
+
+    if (rcf == NULL) {
+        return NGX_DECLINED;
+    }
+
+    code = rcf->codes->elts;
+    found = 0;
+
+    for (i = 0; i < rcf->codes->nelts; i++) {
+        if (code[i] == status) {
+            found = 1;
+            break;
+        }
+    }
+
+    if (!found || gr->retries + 1 >= rcf->attempts) {
+        return NGX_DECLINED;
+    }
+
+    if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+        && !rcf->non_idempotent
+        && (r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH|NGX_HTTP_LOCK)))
+    {
+        return NGX_DECLINED;
+    }
+
+    elapsed = ngx_current_msec - gr->started;
+    left = (elapsed < rcf->deadline) ? rcf->deadline - elapsed : 0;
+
+    rc = glcf->retry_after ? ngx_http_scripting_gate_parse_retry_after(r, &ra)
+                           : NGX_DECLINED;
+
+    if (rc == NGX_OK) {
+        if (ra > glcf->retry_after_max || ra >= left) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "scripting retry: Retry-After of %M ms is beyond "
+                          "%s, the answer goes to the client", ra,
+                          ra > glcf->retry_after_max ? "the maximum"
+                                                     : "the deadline");
+            return NGX_DECLINED;
+        }
+
+        /* a little jitter, only ever later, so waiters do not align */
+        delay = ra + (ngx_msec_t) ngx_random() % (ngx_min(ra / 10, 1000) + 1);
+
+    } else {
+        v = rcf->base << ngx_min(gr->retries, 20);
+        v = ngx_min(v, rcf->cap);
+
+        switch (rcf->jitter) {
+
+        case NGX_HTTP_SCRIPTING_GATE_JITTER_FULL:
+            delay = v ? (ngx_msec_t) ngx_random() % v : 0;
+            break;
+
+        case NGX_HTTP_SCRIPTING_GATE_JITTER_EQUAL:
+            delay = v / 2 + (ngx_msec_t) ngx_random() % (v / 2 + 1);
+            break;
+
+        case NGX_HTTP_SCRIPTING_GATE_JITTER_DECORRELATED:
+            v = gr->delay ? gr->delay * 3 : rcf->base * 3;
+            delay = rcf->base
+                    + (ngx_msec_t) ngx_random() % (v - rcf->base + 1);
+            delay = ngx_min(delay, rcf->cap);
+            break;
+
+        default: /* NGX_HTTP_SCRIPTING_GATE_JITTER_NONE */
+            delay = v;
+        }
+
+        if (delay >= left) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (!ngx_http_scripting_gate_retry_budget(gr, rcf)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "scripting retry: retry budget exhausted, "
+                      "the answer goes to the client");
+        return NGX_DECLINED;
+    }
+
+    gr->delay = delay;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Retries under way may be at most "budget" percent of the requests under
+ * way (at least "budget_min"), so that retries cannot hammer an upstream
+ * that answers everything with 429.  Takes a share when there is one.
+ */
+
+static ngx_uint_t
+ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_req_t *gr,
+    ngx_http_scripting_gate_retry_conf_t *rcf)
+{
+    ngx_uint_t  requests, retrying, max;
+
+    if (gr->budgeted) {
+        return 1;
+    }
+
+    if (gr->gated) {
+        requests = gr->zone->sh->requests;
+        retrying = gr->zone->sh->retrying;
+
+    } else {
+        requests = ngx_http_scripting_gate_local_requests;
+        retrying = ngx_http_scripting_gate_local_retrying;
+    }
+
+    max = ngx_max(requests * rcf->budget / 100, rcf->budget_min);
+
+    if (retrying >= max) {
+        if (gr->gated) {
+            (void) ngx_atomic_fetch_add(&gr->zone->sh->budget_exhausted, 1);
+        }
+
+        return 0;
+    }
+
+    gr->budgeted = 1;
+
+    if (gr->gated) {
+        (void) ngx_atomic_fetch_add(&gr->zone->sh->retrying, 1);
+        gr->zone->proc->retrying++;
+
+    } else {
+        ngx_http_scripting_gate_local_retrying++;
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_list_t                     *list;
+    ngx_http_request_t             *mr;
+    ngx_http_scripting_gate_req_t  *gr;
+
+    if (r == r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+
+    if (gr == NULL || gr->attempt != r) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    gr->attempt_status = r->headers_out.status;
+
+    if (gr->gated) {
+        ngx_http_scripting_gate_upstream_status(r, gr, gr->attempt_status);
+    }
+
+    if (ngx_http_scripting_gate_retry_decide(r, gr, gr->attempt_status)
+        == NGX_OK)
+    {
+        gr->again = 1;
+
+        if (gr->zone && gr->gated) {
+            (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.retries, 1);
+            (void) ngx_atomic_fetch_add(&gr->ticket->node->counters.retries,
+                                        1);
+        }
+
+        return NGX_OK;
+    }
+
+    /* the final answer: the attempt's status and headers become ours */
+
+    gr->final = 1;
+    mr = r->main;
+
+    mr->headers_out = r->headers_out;
+
+    list = &mr->headers_out.headers;
+    if (list->last == &r->headers_out.headers.part) {
+        list->last = &list->part;
+    }
+
+    list = &mr->headers_out.trailers;
+    if (list->last == &r->headers_out.trailers.part) {
+        list->last = &list->part;
+    }
+
+    rc = ngx_http_send_header(mr);
+
+    r->header_only = mr->header_only;
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in)
+{
+    ngx_chain_t                    *cl;
+    ngx_http_scripting_gate_req_t  *gr;
+
+    if (r == r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+
+    if (gr == NULL || gr->attempt != r || !gr->again) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* a discarded answer: consumed here, so the upstream can go on */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
+
+    u_char                                *p, *last, *start;
+    ngx_int_t                              n;
+    ngx_str_t                             *value, s;
+    ngx_uint_t                             i, j, *code;
+    ngx_msec_t                            *msp;
+    ngx_http_scripting_gate_retry_conf_t  *rcf;
+
+    if (glcf->retry != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        glcf->retry = NULL;
+        return NGX_CONF_OK;
+    }
+
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_retry_conf_t));
+    if (rcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->attempts = 3;
+    rcf->base = 100;
+    rcf->cap = 5000;
+    rcf->deadline = 30000;
+    rcf->jitter = NGX_HTTP_SCRIPTING_GATE_JITTER_FULL;
+    rcf->budget = 20;
+    rcf->budget_min = 3;
+
+    rcf->codes = ngx_array_create(cf->pool, 4, sizeof(ngx_uint_t));
+    if (rcf->codes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "on=", 3) == 0) {
+
+            p = value[i].data + 3;
+            last = value[i].data + value[i].len;
+
+            while (p < last) {
+                start = p;
+
+                while (p < last && *p != ',') {
+                    p++;
+                }
+
+                n = ngx_atoi(start, p - start);
+
+                if (n < 400 || n > 599) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid status code in \"%V\", it "
+                                       "must be from 400 to 599", &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+
+                code = ngx_array_push(rcf->codes);
+                if (code == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                *code = n;
+                p++;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "attempts=", 9) == 0) {
+
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+
+            if (n < 1 || n > 50) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid attempts \"%V\", it must be "
+                                   "from 1 to 50", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->attempts = n;
+            continue;
+        }
+
+        msp = NULL;
+
+        if (ngx_strncmp(value[i].data, "base=", 5) == 0) {
+            msp = &rcf->base;
+            s.len = value[i].len - 5;
+            s.data = value[i].data + 5;
+
+        } else if (ngx_strncmp(value[i].data, "cap=", 4) == 0) {
+            msp = &rcf->cap;
+            s.len = value[i].len - 4;
+            s.data = value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "deadline=", 9) == 0) {
+            msp = &rcf->deadline;
+            s.len = value[i].len - 9;
+            s.data = value[i].data + 9;
+        }
+
+        if (msp) {
+            *msp = ngx_parse_time(&s, 0);
+
+            if (*msp == (ngx_msec_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid time in \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "jitter=", 7) == 0) {
+
+            s.len = value[i].len - 7;
+            s.data = value[i].data + 7;
+
+            for (j = 0; ngx_http_scripting_gate_jitters[j].len; j++) {
+                if (s.len == ngx_http_scripting_gate_jitters[j].len
+                    && ngx_strncmp(s.data,
+                                   ngx_http_scripting_gate_jitters[j].data,
+                                   s.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (ngx_http_scripting_gate_jitters[j].len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid jitter \"%V\", it must be "
+                                   "\"full\", \"equal\", \"decorrelated\" "
+                                   "or \"none\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->jitter = j;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "budget=", 7) == 0) {
+
+            s.len = value[i].len - 7;
+            s.data = value[i].data + 7;
+
+            if (s.len && s.data[s.len - 1] == '%') {
+                s.len--;
+            }
+
+            n = ngx_atoi(s.data, s.len);
+
+            if (n == NGX_ERROR || n > 100) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid budget \"%V\", it must be "
+                                   "a percentage", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->budget = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "budget_min=", 11) == 0) {
+
+            n = ngx_atoi(value[i].data + 11, value[i].len - 11);
+
+            if (n == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid budget_min \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->budget_min = n;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "non_idempotent") == 0) {
+            rcf->non_idempotent = 1;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->codes->nelts == 0) {
+        code = ngx_array_push(rcf->codes);
+        if (code == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *code = NGX_HTTP_TOO_MANY_REQUESTS;
+    }
+
+    if (rcf->base == 0 || rcf->cap < rcf->base) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"base\" must be above 0 and not above \"cap\"");
+        return NGX_CONF_ERROR;
+    }
+
+    glcf->retry = rcf;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_scripting_gate_retry_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_scripting_gate_retry_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_scripting_gate_retry_body_filter;
+
+    return NGX_OK;
+}
