@@ -112,7 +112,7 @@ static ngx_command_t  ngx_http_scripting_gate_commands[] = {
       NULL },
 
     { ngx_string("scripting_retry"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
       ngx_http_scripting_gate_retry,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -238,7 +238,6 @@ ngx_int_t ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr);
 void ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr);
 void ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_req_t *gr,
     ngx_msec_t delay);
-ngx_msec_t ngx_http_scripting_gate_cooling(ngx_http_scripting_gate_req_t *gr);
 ngx_int_t ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle);
 void ngx_http_scripting_gate_queue_exit_process(ngx_cycle_t *cycle);
 

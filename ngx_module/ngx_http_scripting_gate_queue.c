@@ -339,31 +339,6 @@ ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_req_t *gr,
 }
 
 
-/* ms left of the cool-down of the request's key, 0 if none */
-
-ngx_msec_t
-ngx_http_scripting_gate_cooling(ngx_http_scripting_gate_req_t *gr)
-{
-    ngx_msec_t                       left, now;
-    ngx_http_scripting_gate_node_t  *node;
-
-    left = 0;
-    now = ngx_current_msec;
-
-    ngx_shmtx_lock(&gr->zone->shpool->mutex);
-
-    node = ngx_http_scripting_gate_node_get(gr->zone, &gr->key, gr->hash);
-
-    if (node && ngx_http_scripting_gate_is_cooling(node, now)) {
-        left = node->cooldown_until - now;
-    }
-
-    ngx_shmtx_unlock(&gr->zone->shpool->mutex);
-
-    return left;
-}
-
-
 /*
  * Hands free slots to the head of the queue; during a cool-down, refuses
  * the waiters whose queue timeout ends before the cool-down does.

@@ -43,6 +43,8 @@ static ngx_int_t ngx_http_scripting_gate_retry_start(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 static void ngx_http_scripting_gate_retry_granted(
     ngx_http_scripting_gate_req_t *gr, ngx_int_t rc);
+static void ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
 static ngx_int_t ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 static ngx_int_t ngx_http_scripting_gate_retry_attempt_done(
@@ -139,10 +141,9 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
     rc = ngx_http_scripting_gate_retry_start(r, gr);
 
     if (rc == NGX_DECLINED) {
-        rc = ngx_http_scripting_gate_reject(r, gr);
-    }
+        ngx_http_scripting_gate_retry_refused(r, gr);
 
-    if (rc != NGX_OK) {
+    } else if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc);
     }
 
@@ -192,21 +193,40 @@ ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
 
     r = gr->request;
 
-    if (rc == NGX_OK) {
-        rc = ngx_http_scripting_gate_retry_run(r, gr);
-
-    } else {
-        rc = ngx_http_scripting_gate_reject(r, gr);
+    if (rc != NGX_OK) {
+        ngx_http_scripting_gate_retry_refused(r, gr);
+        return;
     }
 
-    if (rc == NGX_DECLINED) {
-        /* dry run: on without a slot */
-        rc = ngx_http_scripting_gate_retry_run(r, gr);
-    }
+    rc = ngx_http_scripting_gate_retry_run(r, gr);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc);
     }
+}
+
+
+/* the gate turned an attempt away: the client gets the gate's answer */
+
+static void
+ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_scripting_gate_reject(r, gr);
+
+    if (rc == NGX_DECLINED) {
+        /* dry run: on without a slot */
+        rc = ngx_http_scripting_gate_retry_run(r, gr);
+
+        if (rc == NGX_OK) {
+            return;
+        }
+    }
+
+    ngx_http_scripting_gate_retry_done(gr);
+    ngx_http_finalize_request(r, rc);
 }
 
 
@@ -372,14 +392,9 @@ ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
     rc = ngx_http_scripting_gate_retry_start(r, gr);
 
     if (rc == NGX_DECLINED) {
-        rc = ngx_http_scripting_gate_reject(r, gr);
+        ngx_http_scripting_gate_retry_refused(r, gr);
 
-        if (rc == NGX_DECLINED) {
-            rc = ngx_http_scripting_gate_retry_run(r, gr);
-        }
-    }
-
-    if (rc != NGX_OK) {
+    } else if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc);
     }
 
