@@ -126,7 +126,7 @@ static ngx_command_t  ngx_http_scripting_gate_commands[] = {
       NULL },
 
     { ngx_string("scripting_gate_stats"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
       ngx_http_scripting_gate_stats,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -461,11 +461,11 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_http_scripting_gate_loc_conf_t   *glcf;
     ngx_http_scripting_gate_main_conf_t  *gmcf;
 
-    static ngx_str_t  reasons[] = {
-        ngx_string("queue full"),
-        ngx_string("queue timeout"),
-        ngx_string("no memory in zone")
-    };
+    ngx_str_t                            *reason;
+
+    static ngx_str_t  queue_full = ngx_string("queue full");
+    static ngx_str_t  queue_timeout = ngx_string("queue timeout");
+    static ngx_str_t  cooling = ngx_string("key cooling down");
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
@@ -476,11 +476,13 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
                       "key \"%V\"", &gr->zone->shm_zone->shm.name, &gr->key);
 
     } else {
+        reason = (gr->status == NGX_HTTP_SCRIPTING_GATE_TIMEOUT)
+                 ? &queue_timeout : gr->cooling ? &cooling : &queue_full;
+
         ngx_log_error(glcf->log_level, r->connection->log, 0,
                       "%slimiting requests by scripting_gate, %V, key \"%V\""
                       " in zone \"%V\"",
-                      glcf->dry_run ? "dry run, " : "",
-                      &reasons[gr->status == NGX_HTTP_SCRIPTING_GATE_TIMEOUT],
+                      glcf->dry_run ? "dry run, " : "", reason,
                       &gr->key, &gr->zone->shm_zone->shm.name);
     }
 
@@ -888,7 +890,8 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->shm_zone = NULL;
      *     conf->limit_cv = NULL;
-     *     conf->stats = 0;
+     *     conf->stats_max_keys = 0;
+     *     conf->stats_reset = 0;
      */
 
     conf->limit = NGX_CONF_UNSET_UINT;

@@ -145,7 +145,8 @@ typedef struct {
     ngx_http_scripting_gate_retry_conf_t *retry;
     ngx_flag_t                          retry_after;
     ngx_msec_t                          retry_after_max;
-    ngx_flag_t                          stats;
+    ngx_uint_t                          stats_max_keys;
+    ngx_flag_t                          stats_reset;
 } ngx_http_scripting_gate_loc_conf_t;
 
 
@@ -196,6 +197,7 @@ struct ngx_http_scripting_gate_req_s {
     unsigned                            waiting:1;
     unsigned                            retry:1;
     unsigned                            cooled:1;
+    unsigned                            cooling:1;  /* refused: cool-down */
     unsigned                            accounted:1;
     unsigned                            body_waiting:1;
     unsigned                            body_ready:1;

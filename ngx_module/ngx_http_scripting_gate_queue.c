@@ -136,8 +136,9 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
     if (ngx_http_scripting_gate_is_cooling(node, now)) {
         wait = node->cooldown_until - now;
 
-        if (wait > gr->queue_timeout) {
+        if (wait > gr->queue_timeout || gr->queue == 0) {
             gr->retry_after = wait;
+            gr->cooling = 1;
             goto refuse;
         }
 
@@ -268,6 +269,7 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
         zone->sh->active--;
 
         held = now - gr->acquired_at;
+        ngx_http_scripting_gate_hist_add(&zone->sh->upstream, held);
         node->hold_avg = node->hold_avg ? (node->hold_avg * 7 + held) / 8
                                         : held;
 
@@ -536,6 +538,7 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     case NGX_HTTP_SCRIPTING_GATE_REFUSED:
         rc = NGX_DECLINED;
         gr->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
+        gr->cooling = 1;
         gr->retry_after = ngx_http_scripting_gate_is_cooling(node, now)
                           ? node->cooldown_until - now : 1000;
         node->counters.rejected++;

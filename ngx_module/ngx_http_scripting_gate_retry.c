@@ -289,11 +289,7 @@ ngx_http_scripting_gate_retry_attempt_done(ngx_http_request_t *r, void *data,
         gr->attempt_status = rc;
     }
 
-    if (gr->ticket) {
-        ngx_http_scripting_gate_hist_add(&gr->zone->sh->upstream,
-                                       ngx_current_msec - gr->acquired_at);
-        ngx_http_scripting_gate_release(gr);
-    }
+    ngx_http_scripting_gate_release(gr);
 
     /* $upstream_status and its kin show every attempt, as after retries */
 

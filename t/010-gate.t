@@ -1,0 +1,460 @@
+# The gate: per-key limit across workers, FIFO queue, rejections, release
+# on every path.  The mock answers after 100 ms by default and has no limit
+# of its own, so its peak in flight per key is exactly what the gate let by.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ScriptingGate::Mock;
+use ScriptingGate::Util qw(server_port html_put http_get status_json
+                           wait_until background reap master_pid
+                           worker_pids);
+
+ScriptingGate::Mock::start(delay => 100);
+
+master_on();
+workers(2);
+worker_connections(1024);
+log_level('info');
+no_shuffle();
+
+our $HttpConfig = <<'_EOC_';
+    scripting_gate_zone  $script_key  zone=s:1m;
+    scripting_json_var   $body_version_id  /versionId;
+
+    upstream mock {
+        server 127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        keepalive 16;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value('http_config', $HttpConfig)
+        unless defined $block->http_config;
+});
+
+sub scripts { my ($n, $keys) = @_;
+    return map { "/api/v2/scripts/s" . ($_ % $keys) . "?scriptDataVersion=1" }
+           0 .. $n - 1;
+}
+
+sub upstream_report {
+    my $s = ScriptingGate::Mock::stats();
+    my $out = '';
+    for my $k (sort keys %{ $s->{keys} }) {
+        my $v = $s->{keys}{$k};
+        $out .= "$k requests=$v->{requests} peak=$v->{peak_in_flight}\n";
+    }
+    return $out;
+}
+
+sub client_report {
+    my %st;
+    $st{ $_->[0] }++ for @_;
+    return join '', map { "$_ x $st{$_}\n" } sort keys %st;
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a burst of 120 over 4 keys: the upstream never sees more than the limit per key
+--- config
+    location ~ ^/api/v2/scripts/(?:published/)?(?<script_id>[^/]+) {
+        set $script_key "$script_id:$arg_scriptDataVersion:$body_version_id";
+        scripting_gate zone=s limit=3 queue=200 queue_timeout=10s;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+my $kids = background(map { [$_] } scripts(120, 4));
+html_put('result.txt', client_report(reap($kids)) . upstream_report());
+--- request
+GET /result.txt
+--- response_body
+200 x 120
+s0:1: requests=30 peak=3
+s1:1: requests=30 peak=3
+s2:1: requests=30 peak=3
+s3:1: requests=30 peak=3
+--- timeout: 20
+
+
+
+=== TEST 2: with one slot, queued requests are served in the order they came, across workers
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=100 queue_timeout=10s;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+ScriptingGate::Mock::reset();
+my @kids;
+for my $i (1 .. 8) {
+    push @kids, background(["/api/v2/scripts/order?n=$i",
+                            headers => { 'X-Mock-Action' => '200/delay=150' }]);
+    # the next one comes when this one is in the queue (or holds the slot)
+    wait_until(5, sub {
+        my $s = status_json('/status') or return 0;
+        my $k = $s->{zones}{s}{keys}{order} or return 0;
+        return $k->{active} + $k->{queued} == $i;
+    });
+}
+my @finish = map { (reap($_))[0][3] } @kids;
+my $ordered = 1;
+for my $i (1 .. $#finish) {
+    $ordered = 0 if $finish[$i] < $finish[$i - 1] - 0.02;
+}
+html_put('result.txt', "ordered=$ordered\n" . upstream_report());
+--- request
+GET /result.txt
+--- response_body
+ordered=1
+order:: requests=8 peak=1
+--- timeout: 20
+
+
+
+=== TEST 3: queue full: 429 at once, Retry-After and the upstream's JSON error shape
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=1 queue_timeout=10s;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+our $kids3 = background(map { ["/api/v2/scripts/full",
+                                headers => { 'X-Mock-Action' => '200/delay=1000' }] } 1 .. 2);
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    my $k = $s->{zones}{s}{keys}{full} or return 0;
+    return $k->{active} == 1 && $k->{queued} == 1;
+});
+--- request
+GET /api/v2/scripts/full
+--- error_code: 429
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-cache, no-store, must-revalidate
+Retry-After: 2
+--- response_body_like chomp
+^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[2\] seconds","code":"too\.many\.requests\.retry\.after","status":429,"contextId":"[0-9a-f]{32}","details":\[\],"errors":\[\]\}$
+--- error_log
+limiting requests by scripting_gate, queue full, key "full" in zone "s"
+
+
+
+=== TEST 4: queue timeout: 429 after queue_timeout, logged at scripting_gate_log_level
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=10 queue_timeout=300ms;
+        scripting_gate_log_level warn;
+        scripting_gate_status 503;
+        add_header X-Gate $scripting_gate_status always;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+our $kids4 = background(["/api/v2/scripts/slow",
+                         headers => { 'X-Mock-Action' => '200/delay=1500' }]);
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    my $k = $s->{zones}{s}{keys}{slow} or return 0;
+    return $k->{active} == 1;
+});
+--- request
+GET /api/v2/scripts/slow
+--- error_code: 503
+--- response_headers
+X-Gate: TIMEOUT
+Content-Type: application/json
+--- response_body_like chomp
+^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[\d+\] seconds","code":"service\.unavailable","status":503,"contextId":"[0-9a-f]{32}","details":\[\],"errors":\[\]\}$
+--- error_log eval
+qr/\[warn\] .*limiting requests by scripting_gate, queue timeout, key "slow" in zone "s"/
+
+
+
+=== TEST 5: clients that go away while queued leave nothing behind
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=100 queue_timeout=10s;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+ScriptingGate::Mock::reset();
+my $hold = background(["/api/v2/scripts/abort",
+                       headers => { 'X-Mock-Action' => '200/delay=800' }]);
+wait_until(5, sub { ScriptingGate::Mock::key_stats('abort::')->{in_flight} });
+# five clients that give up after 200 ms, while queued
+my $quitters = background(map { ["/api/v2/scripts/abort", timeout => 0.2] } 1 .. 5);
+reap($quitters);
+wait_until(5, sub { status_json('/status')->{zones}{s}{keys}{abort}{queued} == 0 });
+my $k = status_json('/status')->{zones}{s}{keys}{abort};
+my $during = "during: active=$k->{active} queued=$k->{queued}\n";
+reap($hold);
+wait_until(5, sub { status_json('/status')->{zones}{s}{keys}{abort}{active} == 0 });
+$k = status_json('/status')->{zones}{s}{keys}{abort};
+html_put('result.txt', $during . "after: active=$k->{active} queued=$k->{queued}\n"
+         . upstream_report());
+--- request
+GET /result.txt
+--- response_body
+during: active=1 queued=0
+after: active=0 queued=0
+abort:: requests=1 peak=1
+--- timeout: 10
+
+
+
+=== TEST 6: a worker killed with SIGKILL while holding slots: the others take them back
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=2 queue=100 queue_timeout=10s;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+my $kids = background(map { ["/api/v2/scripts/killed",
+                             headers => { 'X-Mock-Action' => '200/delay=5000' }] } 1 .. 2);
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    my $k = $s->{zones}{s}{keys}{killed} or return 0;
+    return $k->{active} == 2;
+});
+kill 'KILL', worker_pids();
+reap($kids);
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    return $s->{zones}{s}{keys}{killed}{active} == 0;
+});
+--- request
+GET /api/v2/scripts/killed
+--- response_body_like: "id":"killed"
+--- error_log eval
+qr/scripting_gate: reclaimed what process \d+ held in zone "s"/
+--- timeout: 10
+
+
+
+=== TEST 7: nginx -s reload during a burst: every request ends 200, counts go back to zero
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=2 queue=200 queue_timeout=10s;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+ScriptingGate::Mock::reset();
+my $kids = background(map { ["/api/v2/scripts/reload$_"] } map { $_ % 2 } 1 .. 40);
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    my $k = $s->{zones}{s}{keys}{reload0} or return 0;
+    return $k->{queued} > 0;
+});
+kill 'HUP', master_pid();
+my $clients = client_report(reap($kids));
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    my $z = $s->{zones}{s}{keys};
+    return $z->{reload0}{active} + $z->{reload0}{queued}
+           + $z->{reload1}{active} + $z->{reload1}{queued} == 0;
+});
+my $z = status_json('/status')->{zones}{s}{keys};
+html_put('result.txt', $clients
+         . "left: $z->{reload0}{active} $z->{reload0}{queued} "
+         . "$z->{reload1}{active} $z->{reload1}{queued}\n"
+         . upstream_report());
+--- request
+GET /result.txt
+--- response_body
+200 x 40
+left: 0 0 0 0
+reload0:: requests=20 peak=2
+reload1:: requests=20 peak=2
+--- timeout: 20
+
+
+
+=== TEST 8: a 429 with Retry-After closes the key: the next request is answered at once
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=4 queue=10 queue_timeout=500ms;
+        add_header X-Gate $scripting_gate_status always;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+http_get('/api/v2/scripts/cool', headers => { 'X-Mock-Action' => '429/ra=5' });
+--- request
+GET /api/v2/scripts/cool
+--- error_code: 429
+--- response_headers
+X-Gate: REJECTED
+Retry-After: 5
+--- response_body_like: "code":"too.many.requests.retry.after"
+
+
+
+=== TEST 9: dry run: delays and rejects nothing, says what it would have done
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=0;
+        scripting_gate_dry_run on;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+my $kids = background(map { ["/api/v2/scripts/dry"] } 1 .. 6);
+html_put('result.txt', client_report(reap($kids)));
+--- request
+GET /result.txt
+--- response_body
+200 x 6
+--- error_log
+dry run, limiting requests by scripting_gate, queue full, key "dry"
+
+
+
+=== TEST 10: the key is read from the JSON body; the body reaches the upstream intact
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id:$arg_scriptDataVersion:$body_version_id";
+        scripting_gate zone=s limit=2;
+        add_header X-Key $scripting_gate_key;
+        add_header X-Gate $scripting_gate_status;
+        proxy_pass http://mock;
+    }
+--- request
+POST /api/v2/scripts/abc/export
+{"fileName": "x.json", "versionId": "v-42"}
+--- more_headers
+Content-Type: application/json
+X-Mock-Echo: 1
+--- response_headers
+X-Key: abc::v-42
+X-Gate: PASSED
+--- response_body chomp
+{"fileName": "x.json", "versionId": "v-42"}
+
+
+
+=== TEST 11: a body that is not JSON gives an empty value and still goes through
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id:$body_version_id";
+        scripting_gate zone=s limit=2;
+        add_header X-Key $scripting_gate_key;
+        proxy_pass http://mock;
+    }
+--- request
+POST /api/v2/scripts/abc/export
+{"versionId": 
+--- more_headers
+X-Mock-Echo: 1
+--- response_headers
+X-Key: abc:
+--- response_body
+{"versionId": 
+--- error_log
+scripting_json_var: request body is not JSON
+
+
+
+=== TEST 12: an empty key is not gated
+--- config
+    location /api/ {
+        set $script_key "";
+        scripting_gate zone=s limit=1 queue=0;
+        add_header X-Gate "[$scripting_gate_status]";
+        proxy_pass http://mock;
+    }
+--- request
+GET /api/v2/scripts/x
+--- response_headers
+X-Gate: []
+
+
+
+=== TEST 13: a flood of distinct keys in a small zone evicts idle keys and keeps working
+--- http_config
+    scripting_gate_zone  $arg_k  zone=tiny:32k;
+    upstream mock { server 127.0.0.1:$TEST_NGINX_MOCK_PORT; }
+--- config
+    location /api/ {
+        scripting_gate zone=tiny limit=1 queue=10;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+my %st;
+for my $i (1 .. 600) {
+    $st{ http_get("/api/v2/scripts/f?k=" . ('x' x 40) . $i)->{status} }++;
+}
+my $s = status_json('/status')->{zones}{tiny};
+html_put('result.txt', join('', map { "$_ x $st{$_}\n" } sort keys %st)
+         . "evicted: " . ($s->{evicted} > 0 ? "yes" : "no") . "\n");
+--- request
+GET /result.txt
+--- response_body
+200 x 600
+evicted: yes
+--- timeout: 30
+
+
+
+=== TEST 14: a parameter that is not known fails the configuration, naming it
+--- config
+    location /api/ {
+        scripting_gate zone=s limit=1 queue_size=3;
+        proxy_pass http://mock;
+    }
+--- must_die
+--- error_log
+invalid parameter "queue_size=3"
+
+
+
+=== TEST 15: a malformed limit fails the configuration
+--- config
+    location /api/ {
+        scripting_gate zone=s limit=ten;
+        proxy_pass http://mock;
+    }
+--- must_die
+--- error_log
+invalid limit "limit=ten"
+
+
+
+=== TEST 16: scripting_gate without a zone fails the configuration
+--- config
+    location /api/ {
+        scripting_gate limit=3;
+        proxy_pass http://mock;
+    }
+--- must_die
+--- error_log
+"scripting_gate" must have "zone" parameter
+
+
+
+=== TEST 17: a zone size that is not a size fails the configuration
+--- http_config
+    scripting_gate_zone  $arg_k  zone=z:lots;
+--- config
+--- must_die
+--- error_log
+invalid zone size "zone=z:lots"

@@ -1,0 +1,391 @@
+# Retry inside the request: backoff, Retry-After (seconds and HTTP-date),
+# deadline, attempts, budget, body replay, streaming, client aborts.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Digest::MD5 qw(md5_hex);
+use ScriptingGate::Mock;
+use ScriptingGate::Util qw(server_port html_put http_get status_json
+                           wait_until background reap worker_pids);
+use Time::HiRes qw(time sleep);
+
+ScriptingGate::Mock::start(delay => 0);
+
+master_on();
+workers(2);
+worker_connections(1024);
+log_level('info');
+no_shuffle();
+
+our $HttpConfig = <<'_EOC_';
+    scripting_gate_zone  $script_key  zone=s:1m;
+
+    upstream mock {
+        server 127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        keepalive 16;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value('http_config', $HttpConfig)
+        unless defined $block->http_config;
+});
+
+# what the upstream saw of one key
+sub seen {
+    my ($key) = @_;
+    my $k = ScriptingGate::Mock::key_stats($key);
+    my @t = @{ $k->{arrivals_ms} || [] };
+    my @gaps = map { $t[$_] - $t[$_ - 1] } 1 .. $#t;
+    return ($k, @gaps);
+}
+
+sub within { my ($v, $lo, $hi) = @_; return ($v >= $lo && $v <= $hi) ? 'ok' : "out($v)"; }
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: 429 twice then 200: one clean answer; the same body three times; the waits honour Retry-After
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 deadline=10s;
+        add_header X-Retries $scripting_retry_count;
+        add_header X-Upstream $upstream_status;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('r1::v1', '429/ra=1', '429/ra=1', '200/echo');
+my $body = '{"fileName":"a.json","versionId":"v1"}';
+my $res = http_get('/api/v2/scripts/r1/export', method => 'POST', body => $body,
+                   headers => { 'Content-Type' => 'application/json' });
+my ($k, @gaps) = seen('r1::v1');
+html_put('result.txt', join '',
+    "client: $res->{status} $res->{content}\n",
+    "retries: $res->{headers}{'x-retries'}\n",
+    "upstream_status: $res->{headers}{'x-upstream'}\n",
+    "upstream: requests=$k->{requests} distinct_bodies=$k->{distinct_bodies}\n",
+    "waits: ", join(' ', map { within($_, 1000, 1300) } @gaps), "\n");
+--- request
+GET /result.txt
+--- response_body
+client: 200 {"fileName":"a.json","versionId":"v1"}
+retries: 2
+upstream_status: 429, 429, 200
+upstream: requests=3 distinct_bodies=1
+waits: ok ok
+--- timeout: 10
+
+
+
+=== TEST 2: a body spooled to a temporary file is sent byte for byte on every attempt
+--- config
+    client_body_buffer_size 1k;
+    client_max_body_size 1m;
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 base=10ms cap=50ms deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('big::v2', '429/ra=none', '429/ra=none', '200/echo');
+my $body = '{"versionId":"v2","data":"' . ('0123456789' x 20000) . '"}';
+my $res = http_get('/api/v2/scripts/big/export', method => 'POST', body => $body);
+my ($k) = seen('big::v2');
+html_put('result.txt', join '',
+    "client: $res->{status} ", ($res->{content} eq $body ? "same" : "different"), "\n",
+    "upstream: requests=$k->{requests} distinct_bodies=$k->{distinct_bodies}",
+    " last_body_len=$k->{last_body_len}\n");
+--- request
+GET /result.txt
+--- response_body
+client: 200 same
+upstream: requests=3 distinct_bodies=1 last_body_len=200033
+--- timeout: 10
+
+
+
+=== TEST 3: Retry-After as an HTTP-date is honoured
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=2 deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('date::', '429/date=2', '200');
+my $res = http_get('/api/v2/scripts/date');
+my ($k, @gaps) = seen('date::');
+# an HTTP-date counts whole seconds: 2 s ahead is 1 to 2 s away
+html_put('result.txt', "client: $res->{status}\nupstream: requests=$k->{requests}\n"
+         . "wait: " . within($gaps[0], 1000, 2300) . "\n");
+--- request
+GET /result.txt
+--- response_body
+client: 200
+upstream: requests=2
+wait: ok
+--- timeout: 10
+
+
+
+=== TEST 4: Retry-After above max: the upstream's 429 reaches the client at once, unchanged
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 deadline=600s;
+        scripting_retry_after on max=60s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('long::', '429/ra=200');
+--- request
+GET /api/v2/scripts/long
+--- error_code: 429
+--- response_headers
+Retry-After: 200
+Content-Type: application/json
+Cache-Control: no-cache, no-store, must-revalidate
+--- response_body_like chomp
+^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[200\] seconds","code":"too\.many\.requests\.retry\.after","status":429,"contextId":"[-0-9a-f]{36}","details":\[\],"errors":\[\]\}$
+--- error_log
+is beyond the maximum, the answer goes to the client
+
+
+
+=== TEST 5: Retry-After beyond the deadline: the 429 reaches the client at once
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 deadline=2s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('late::', '429/ra=5');
+--- request
+GET /api/v2/scripts/late
+--- error_code: 429
+--- response_headers
+Retry-After: 5
+--- error_log
+is beyond the deadline, the answer goes to the client
+
+
+
+=== TEST 6: attempts exhausted: the last upstream answer reaches the client unchanged
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429,503 attempts=3 base=10ms cap=20ms deadline=10s;
+        add_header X-Retries $scripting_retry_count always;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('ex::', '429/ra=none', '429/ra=none', '503', '200');
+--- request
+GET /api/v2/scripts/ex
+--- error_code: 503
+--- response_headers
+X-Retries: 2
+--- response_body_like: "code":"service.unavailable"
+
+
+
+=== TEST 7: statuses not listed pass through at once
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 base=10ms;
+        add_header X-Retries $scripting_retry_count always;
+        proxy_pass http://mock;
+    }
+--- more_headers
+X-Mock-Action: 502
+--- request
+GET /api/v2/scripts/other
+--- error_code: 502
+--- response_headers
+X-Retries: 0
+
+
+
+=== TEST 8: a 503 of a POST is not retried without non_idempotent
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429,503 attempts=3 base=10ms;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('post::', '503', '200');
+--- request
+POST /api/v2/scripts/post/export
+{}
+--- error_code: 503
+
+
+
+=== TEST 9: a 503 of a POST is retried with non_idempotent
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429,503 attempts=3 base=10ms non_idempotent;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('post::', '503', '200');
+--- request
+POST /api/v2/scripts/post/export
+{}
+--- response_body_like: "url"
+
+
+
+=== TEST 10: a 10 MB answer streams through byte for byte, without the worker holding it
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 base=10ms;
+        proxy_pass http://mock;
+    }
+--- init
+sub rss { my $kb = 0;
+    for my $pid (worker_pids()) {
+        open my $fh, '<', "/proc/$pid/status" or next;
+        while (<$fh>) { $kb += $1 if /^VmRSS:\s+(\d+)/ }
+    }
+    return $kb;
+}
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('huge::', '429/ra=none', '200/size=10485760');
+my $ref = http_get("http://127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT}/api/v2/scripts/x",
+                   headers => { 'X-Mock-Size' => 10485760 })->{content};
+http_get('/api/v2/scripts/warm');
+my $before = rss();
+my $res = http_get('/api/v2/scripts/huge');
+my $grew = rss() - $before;
+html_put('result.txt', join '',
+    "client: $res->{status} length=", length($res->{content}),
+    " ", (md5_hex($res->{content}) eq md5_hex($ref) ? "same" : "different"), "\n",
+    "worker memory grew by less than 4 MB: ", ($grew < 4096 ? "yes" : "no ($grew kB)"), "\n");
+--- request
+GET /result.txt
+--- response_body
+client: 200 length=10485760 same
+worker memory grew by less than 4 MB: yes
+--- timeout: 20
+
+
+
+=== TEST 11: a client that goes away during the backoff: nothing is retried
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('gone::', '429/ra=1', '200');
+my $res = http_get('/api/v2/scripts/gone', timeout => 0.3);
+# the retry would have gone out 1 s after the 429
+sleep 1.5;
+my ($k) = seen('gone::');
+html_put('result.txt', "client: $res->{status}\nupstream: requests=$k->{requests}\n");
+--- request
+GET /result.txt
+--- response_body
+client: 599
+upstream: requests=1
+--- timeout: 10
+
+
+
+=== TEST 12: the retry budget stops retries against an upstream that answers 429 to everything
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key $script_id;
+        scripting_gate zone=s limit=20;
+        scripting_retry on=429 attempts=5 base=50ms cap=50ms jitter=none
+                        budget=0% budget_min=1 deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+my $kids = background(map { ["/api/v2/scripts/dead",
+                             headers => { 'X-Mock-Action' => '429/ra=none/delay=100' }] } 1 .. 10);
+my %st; $st{ $_->[0] }++ for reap($kids);
+my ($k) = seen('dead::');
+html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
+         . "upstream: requests=$k->{requests}\n");
+--- request
+GET /result.txt
+--- response_body
+client 429 x 10
+upstream: requests=14
+--- error_log
+retry budget exhausted
+--- timeout: 10
+
+
+
+=== TEST 13: with the gate, a 429 closes the key for its Retry-After: nobody else goes out meanwhile
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key $script_id;
+        scripting_gate zone=s limit=2 queue=50 queue_timeout=10s;
+        scripting_retry on=429 attempts=3 deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('cool::', '429/ra=1');
+my $kids = background(map { ["/api/v2/scripts/cool"] } 1 .. 6);
+my %st; $st{ $_->[0] }++ for reap($kids);
+my ($k, @gaps) = seen('cool::');
+my $max = 0; $max = $_ > $max ? $_ : $max for @gaps;
+html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
+         . "upstream: requests=$k->{requests} peak=$k->{peak_in_flight} 429=$k->{status}{429}\n"
+         . "a pause of a second: " . ($max >= 950 ? "yes" : "no ($max)") . "\n");
+--- request
+GET /result.txt
+--- response_body
+client 200 x 6
+upstream: requests=7 peak=2 429=1
+a pause of a second: yes
+--- timeout: 10
+
+
+
+=== TEST 14: an unknown jitter fails the configuration, naming it
+--- config
+    location /api/ {
+        scripting_retry on=429 jitter=random;
+        proxy_pass http://mock;
+    }
+--- must_die
+--- error_log
+invalid jitter "jitter=random"
+
+
+
+=== TEST 15: a status code out of range fails the configuration
+--- config
+    location /api/ {
+        scripting_retry on=429,200;
+        proxy_pass http://mock;
+    }
+--- must_die
+--- error_log
+invalid status code in "on=429,200"
+
+
+
+=== TEST 16: attempts=0 fails the configuration
+--- config
+    location /api/ {
+        scripting_retry attempts=0;
+        proxy_pass http://mock;
+    }
+--- must_die
+--- error_log
+invalid attempts "attempts=0"
