@@ -7,7 +7,7 @@ use Test::Nginx::Socket 'no_plan';
 use ScriptingGate::Mock;
 use ScriptingGate::Util qw(server_port html_put http_get status_json
                            wait_until background reap master_pid
-                           worker_pids);
+                           worker_pids error_log_has);
 
 ScriptingGate::Mock::start(delay => 100);
 
@@ -232,16 +232,21 @@ wait_until(5, sub {
     return $k->{active} == 2;
 });
 kill 'KILL', worker_pids();
-reap($kids);
-wait_until(5, sub {
+my @clients = reap($kids);
+my $back = wait_until(5, sub {
     my $s = status_json('/status') or return 0;
     return $s->{zones}{s}{keys}{killed}{active} == 0;
 });
+my $res = http_get('/api/v2/scripts/killed');
+html_put('result.txt', "slots back: " . ($back ? "yes" : "no") . "\n"
+    . "logged: " . (error_log_has(qr/scripting_gate: reclaimed what process \d+ held in zone "s"/) ? "yes" : "no") . "\n"
+    . "next request: $res->{status}\n");
 --- request
-GET /api/v2/scripts/killed
---- response_body_like: "id":"killed"
---- error_log eval
-qr/scripting_gate: reclaimed what process \d+ held in zone "s"/
+GET /result.txt
+--- response_body
+slots back: yes
+logged: yes
+next request: 200
 --- timeout: 10
 
 
@@ -318,13 +323,13 @@ Retry-After: 5
 --- init
 ScriptingGate::Mock::reset();
 my $kids = background(map { ["/api/v2/scripts/dry"] } 1 .. 6);
-html_put('result.txt', client_report(reap($kids)));
+html_put('result.txt', client_report(reap($kids))
+    . "logged: " . (error_log_has(qr/dry run, limiting requests by scripting_gate, queue full, key "dry"/) ? "yes" : "no") . "\n");
 --- request
 GET /result.txt
 --- response_body
 200 x 6
---- error_log
-dry run, limiting requests by scripting_gate, queue full, key "dry"
+logged: yes
 
 
 
@@ -361,13 +366,13 @@ X-Gate: PASSED
     }
 --- request
 POST /api/v2/scripts/abc/export
-{"versionId": 
+{"versionId":
 --- more_headers
 X-Mock-Echo: 1
 --- response_headers
 X-Key: abc:
---- response_body
-{"versionId": 
+--- response_body chomp
+{"versionId":
 --- error_log
 scripting_json_var: request body is not JSON
 

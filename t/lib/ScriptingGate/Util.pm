@@ -16,7 +16,8 @@ use POSIX ();
 
 use Exporter 'import';
 our @EXPORT_OK = qw(server_port servroot html_put http_get status_json
-                    wait_until background reap master_pid worker_pids);
+                    wait_until background reap master_pid worker_pids
+                    error_log_has);
 
 sub server_port {
     return $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
@@ -109,6 +110,16 @@ sub reap {
         push @out, [split / /, $line];
     }
     return @out;
+}
+
+# for what nginx logs outside the block's own requests (during --- init)
+sub error_log_has {
+    my ($re) = @_;
+    open my $fh, '<', servroot() . '/logs/error.log' or return 0;
+    while (my $l = <$fh>) {
+        return 1 if $l =~ $re;
+    }
+    return 0;
 }
 
 sub master_pid {
