@@ -513,7 +513,10 @@ sub run_tests {
     @blocks = shuffle @blocks unless $NoShuffle;
 
     for my $block (@blocks) {
+        my $t0 = time;
         run_block($block);
+        Test::More::diag(sprintf "%.2fs %s", time - $t0, $block->name)
+            if $ENV{TEST_NGINX_TIMING};
     }
     stop_nginx();
 }
