@@ -194,6 +194,7 @@ struct ngx_http_scripting_gate_req_s {
     ngx_msec_t                          started;    /* the first attempt */
     ngx_msec_t                          delay;      /* the last backoff */
     ngx_uint_t                          attempt_status;
+    ngx_uint_t                          states;     /* $upstream_* before it */
     unsigned                            waiting:1;
     unsigned                            retry:1;
     unsigned                            cooled:1;

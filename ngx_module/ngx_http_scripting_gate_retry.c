@@ -47,6 +47,8 @@ static void ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 static ngx_int_t ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
+static ngx_int_t ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
 static ngx_int_t ngx_http_scripting_gate_retry_attempt_done(
     ngx_http_request_t *r, void *data, ngx_int_t rc);
 static void ngx_http_scripting_gate_retry_wake(ngx_http_request_t *r);
@@ -255,6 +257,7 @@ ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
     ngx_http_set_ctx(sr, gr, ngx_http_scripting_gate_module);
 
     gr->attempt = sr;
+    gr->states = r->upstream_states ? r->upstream_states->nelts : 0;
     gr->again = 0;
     gr->final = 0;
     gr->attempt_status = 0;
@@ -269,6 +272,57 @@ ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
 }
 
 
+/*
+ * $upstream_status and its kin list every attempt, as after
+ * proxy_next_upstream: the attempt's states are copied into the main
+ * request's, at their place, when its header is sent and when it ends.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    ngx_uint_t                  i;
+    ngx_array_t                *states;
+    ngx_http_request_t         *mr;
+    ngx_http_upstream_state_t  *src, *dst;
+
+    mr = r->main;
+
+    if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (mr->upstream_states == NULL) {
+        mr->upstream_states = ngx_array_create(mr->pool, 4,
+                                             sizeof(ngx_http_upstream_state_t));
+        if (mr->upstream_states == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    states = mr->upstream_states;
+    src = r->upstream_states->elts;
+
+    for (i = 0; i < r->upstream_states->nelts; i++) {
+
+        if (gr->states + i < states->nelts) {
+            dst = (ngx_http_upstream_state_t *) states->elts + gr->states + i;
+
+        } else {
+            dst = ngx_array_push(states);
+            if (dst == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        *dst = src[i];
+    }
+
+    return NGX_OK;
+}
+
+
 /* may run more than once for an attempt: it only gives back and notes */
 
 static ngx_int_t
@@ -276,10 +330,6 @@ ngx_http_scripting_gate_retry_attempt_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc)
 {
     ngx_http_scripting_gate_req_t  *gr = data;
-
-    ngx_uint_t                  i;
-    ngx_http_request_t         *mr;
-    ngx_http_upstream_state_t  *state, *s;
 
     if (gr->attempt != r) {
         return rc;
@@ -291,33 +341,8 @@ ngx_http_scripting_gate_retry_attempt_done(ngx_http_request_t *r, void *data,
 
     ngx_http_scripting_gate_release(gr);
 
-    /* $upstream_status and its kin show every attempt, as after retries */
-
-    mr = r->main;
-
-    if (r->upstream_states && r->upstream_states != mr->upstream_states) {
-
-        if (mr->upstream_states == NULL) {
-            mr->upstream_states = ngx_array_create(mr->pool,
-                                                 r->upstream_states->nelts,
-                                                 sizeof(ngx_http_upstream_state_t));
-            if (mr->upstream_states == NULL) {
-                return NGX_ERROR;
-            }
-        }
-
-        state = r->upstream_states->elts;
-
-        for (i = 0; i < r->upstream_states->nelts; i++) {
-            s = ngx_array_push(mr->upstream_states);
-            if (s == NULL) {
-                return NGX_ERROR;
-            }
-
-            *s = state[i];
-        }
-
-        r->upstream_states = mr->upstream_states;
+    if (ngx_http_scripting_gate_retry_states(r, gr) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return rc;
@@ -626,6 +651,10 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 
     gr->final = 1;
     mr = r->main;
+
+    if (ngx_http_scripting_gate_retry_states(r, gr) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     mr->headers_out = r->headers_out;
 
