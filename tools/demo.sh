@@ -54,7 +54,7 @@ burst() {
         i=$((i + 1))
     done
     curl -s --parallel --parallel-immediate --parallel-max "$N" -K "$cfg" \
-        -w '%{http_code}\n' | sort | uniq -c | \
+        -w '%{http_code}\n' 2>/dev/null | sort | uniq -c | \
         awk '{ printf "    %s x %s\n", $2, $1 }'
 }
 

@@ -1,0 +1,133 @@
+# Every file of conf-examples/ is started, as it is but for its addresses,
+# and answers through the gate.  genesys-cloud.conf talks TLS, with SNI and
+# verification, to a stand-in for the regional API host: an nginx server of
+# the block with a certificate made here for api.mypurecloud.com.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Cwd qw(getcwd);
+use ScriptingGate::Mock;
+use ScriptingGate::Util qw(html_put http_get servroot);
+
+ScriptingGate::Mock::start(delay => 0);
+
+$ENV{TEST_NGINX_TLS_PORT} ||= 19443;
+
+# a certificate for the stand-in of the API host, outside the server root
+# (which is made anew for each block)
+my $tls = "/tmp/scripting-gate-tls-$$";
+$ENV{TEST_NGINX_TLS_DIR} = $tls;
+mkdir $tls;
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.mypurecloud.com "
+       . "-addext subjectAltName=DNS:api.mypurecloud.com "
+       . "-keyout $tls/api.key -out $tls/api.crt 2>/dev/null") == 0
+    or die "openssl failed\n";
+END { system("rm -rf $tls") if $tls }
+$ENV{TEST_NGINX_EXAMPLE_PORT} ||= 19080;
+
+no_shuffle();
+
+# starts an example from its own prefix; returns an error or undef
+sub start_example {
+    my ($name, %subst) = @_;
+    my $top = getcwd();
+    my $prefix = servroot() . "/example";
+    system("rm -rf $prefix");
+    mkdir $prefix;
+    mkdir "$prefix/$_" for qw(conf logs modules cache);
+    my $so = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '')[0]
+             || "$top/build/nginx/ngx_http_scripting_gate_module.so";
+    symlink $so, "$prefix/modules/ngx_http_scripting_gate_module.so";
+
+    open my $in, '<', "$top/conf-examples/$name" or return "$name: $!";
+    my $conf = do { local $/; <$in> };
+    close $in;
+    for my $from (keys %subst) {
+        $conf =~ s/\Q$from\E/$subst{$from}/g
+            or return "$name: \"$from\" not found";
+    }
+    $conf =~ s/^worker_processes .*$/worker_processes 2;/m;
+    open my $out, '>', "$prefix/conf/nginx.conf" or return $!;
+    print $out $conf;
+    close $out;
+
+    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    my $err = `$nginx -p $prefix/ -c conf/nginx.conf 2>&1`;
+    return $? ? $err : undef;
+}
+
+sub stop_example {
+    my $prefix = servroot() . "/example";
+    my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    system("$nginx -p $prefix/ -c conf/nginx.conf -s stop 2>/dev/null");
+    # the master goes with its workers; the runner reaps it
+    for (1 .. 500) {
+        last unless -e "$prefix/logs/nginx.pid";
+        select(undef, undef, undef, 0.01);
+    }
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: demo.conf starts and gates the mock
+--- config
+--- init
+my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
+my $err = start_example('demo.conf',
+    '127.0.0.1:8080' => "127.0.0.1:$port",
+    '127.0.0.1:9001' => "127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT}");
+my $res = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/demo?scriptDataVersion=2");
+my $st = $err ? {} : http_get("http://127.0.0.1:$port/scripting-gate/status");
+stop_example();
+html_put('result.txt', ($err ? "error: $err" : "started\n")
+    . "script: " . ($res->{status} // '') . " " . ($res->{content} // '') . "\n"
+    . "status: " . (($st->{content} // '') =~ /"demo:2:":\{"passed":1,/ ? "counted" : "not counted") . "\n");
+--- request
+GET /result.txt
+--- response_body
+started
+script: 200 {"id":"demo","name":"Script demo","versionId":"2"}
+status: counted
+--- timeout: 10
+
+
+
+=== TEST 2: genesys-cloud.conf starts, verifies the upstream's certificate and gates it
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+        server_name api.mypurecloud.com;
+        ssl_certificate     $TEST_NGINX_TLS_DIR/api.crt;
+        ssl_certificate_key $TEST_NGINX_TLS_DIR/api.key;
+        location / {
+            add_header X-SNI $ssl_server_name;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        }
+    }
+--- config
+--- main_config
+--- init
+my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
+my $err = start_example('genesys-cloud.conf',
+    'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
+    '/etc/ssl/certs/ca-certificates.crt' => "$ENV{TEST_NGINX_TLS_DIR}/api.crt",
+    'listen  8080;' => "listen  127.0.0.1:$port;");
+my $res = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/gen/export",
+                               method => 'POST', body => '{"versionId":"v5"}');
+my $pub = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/published/gen?scriptDataVersion=1");
+my $st = $err ? {} : http_get("http://127.0.0.1:$port/scripting-gate/status");
+stop_example();
+html_put('result.txt', ($err ? "error: $err" : "started\n")
+    . "export: " . ($res->{status} // '') . " " . ($res->{content} // '') . "\n"
+    . "published: " . ($pub->{status} // '') . " sni=" . ($pub->{headers}{'x-sni'} // '') . "\n"
+    . "keys: " . join(' ', sort (($st->{content} // '') =~ /"([^"]+:[^"]*:[^"]*)":\{"passed"/g)) . "\n");
+--- request
+GET /result.txt
+--- response_body
+started
+export: 200 {"url":"https://example.invalid/export/gen.json"}
+published: 200 sni=api.mypurecloud.com
+keys: gen:1:published gen::v5
+--- timeout: 10
