@@ -1,0 +1,222 @@
+# The status endpoint: JSON with exact figures after known traffic, the
+# Prometheus text line by line, the two agreeing, reset, bad input.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use JSON::PP;
+use ScriptingGate::Mock;
+use ScriptingGate::Util qw(html_put http_get status_json wait_until
+                           background reap);
+
+ScriptingGate::Mock::start(delay => 0);
+
+master_on();
+workers(2);
+no_shuffle();
+
+our $HttpConfig = <<'_EOC_';
+    scripting_gate_zone  $arg_k$http_x_k  zone=s:1m;
+_EOC_
+
+our $Config = <<'_EOC_';
+    location /api/ {
+        scripting_gate zone=s limit=2 queue=0;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+    location = /status {
+        scripting_gate_stats;
+    }
+    location = /status-reset {
+        scripting_gate_stats reset=on;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value('http_config', $HttpConfig)
+        unless defined $block->http_config;
+    $block->set_value('config', $Config) unless defined $block->config;
+});
+
+# known traffic: 3 requests for a, 1 for b, 1 for "c" refused (queue=0)
+# while two slow ones hold its slots
+sub traffic {
+    http_get("/api/v2/scripts/x?k=a") for 1 .. 3;
+    http_get("/api/v2/scripts/x?k=b");
+    my $kids = background(map { ["/api/v2/scripts/x?k=c",
+                                 headers => { 'X-Mock-Action' => '200/delay=500' }] } 1 .. 2);
+    wait_until(5, sub { status_json('/status')->{zones}{s}{keys}{c}{active} == 2 });
+    my $r = http_get("/api/v2/scripts/x?k=c");
+    reap($kids);
+    return $r->{status};
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: JSON: the documented fields, with exact figures
+--- init
+traffic();
+--- request
+GET /status
+--- response_headers
+Content-Type: application/json
+--- response_body_like chomp
+^\{"zones":\{"s":\{"keys":\{"c":\{"passed":2,"queued_total":0,"rejected":1,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0\},"b":\{"passed":1,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0\},"a":\{"passed":3,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0\}\},"totals":\{"passed":6,"queued_total":0,"rejected":1,"timed_out":0,"upstream_429":0,"retries":0,"active":0,"queued":0\},"keys_count":3,"keys_truncated":false,"evicted":0,"no_memory":0,"retry_budget":\{"requests":0,"retrying":0,"exhausted":0\},"histograms":\{"queue_wait_ms":\{"buckets":\[\{"le":5,"count":0\},.*\{"le":"\+Inf","count":0\}\],"sum":0,"count":0\},"upstream_ms":\{"buckets":\[.*\{"le":"\+Inf","count":6\}\],"sum":\d+,"count":6\}\}\}\},"time_ms":\d+,"pid":\d+\}$
+
+
+
+=== TEST 2: Prometheus: families, labels, histograms
+--- init
+traffic();
+--- request
+GET /status?format=prometheus
+--- response_headers
+Content-Type: text/plain; version=0.0.4; charset=utf-8
+--- response_body_like chomp
+^# HELP scripting_gate_limit .*
+# TYPE scripting_gate_limit gauge
+scripting_gate_limit\{zone="s",key="c"\} 2
+scripting_gate_limit\{zone="s",key="b"\} 2
+scripting_gate_limit\{zone="s",key="a"\} 2
+# HELP scripting_gate_active .*
+# TYPE scripting_gate_active gauge
+scripting_gate_active\{zone="s",key="c"\} 0
+.*
+# TYPE scripting_gate_passed_total counter
+scripting_gate_passed_total\{zone="s",key="c"\} 2
+scripting_gate_passed_total\{zone="s",key="b"\} 1
+scripting_gate_passed_total\{zone="s",key="a"\} 3
+.*
+# TYPE scripting_gate_rejected_total counter
+scripting_gate_rejected_total\{zone="s",key="c"\} 1
+.*
+# TYPE scripting_gate_keys gauge
+scripting_gate_keys\{zone="s"\} 3
+.*
+# TYPE scripting_gate_queue_wait_seconds histogram
+scripting_gate_queue_wait_seconds_bucket\{zone="s",le="0.005"\} 0
+.*
+scripting_gate_queue_wait_seconds_bucket\{zone="s",le="\+Inf"\} 0
+scripting_gate_queue_wait_seconds_sum\{zone="s"\} 0.000
+scripting_gate_queue_wait_seconds_count\{zone="s"\} 0
+# HELP scripting_gate_upstream_seconds .*
+# TYPE scripting_gate_upstream_seconds histogram
+.*
+scripting_gate_upstream_seconds_bucket\{zone="s",le="\+Inf"\} 6
+scripting_gate_upstream_seconds_sum\{zone="s"\} \d+\.\d{3}
+scripting_gate_upstream_seconds_count\{zone="s"\} 6$
+
+
+
+=== TEST 3: JSON and Prometheus agree
+--- init
+traffic();
+my $j = status_json('/status')->{zones}{s};
+my $p = http_get('/status?format=prometheus')->{content};
+my @diff;
+for my $k (sort keys %{ $j->{keys} }) {
+    for my $f (qw(passed rejected timed_out retries upstream_429)) {
+        my ($v) = $p =~ /^scripting_gate_${f}_total\{zone="s",key="\Q$k\E"\} (\d+)$/m;
+        push @diff, "$k $f" unless defined $v && $v == $j->{keys}{$k}{$f};
+    }
+    for my $f (qw(limit active)) {
+        my ($v) = $p =~ /^scripting_gate_${f}\{zone="s",key="\Q$k\E"\} (\d+)$/m;
+        push @diff, "$k $f" unless defined $v && $v == $j->{keys}{$k}{$f};
+    }
+}
+html_put('result.txt', @diff ? "differ: @diff\n" : "agree\n");
+--- request
+GET /result.txt
+--- response_body
+agree
+
+
+
+=== TEST 4: a key with a quote and a backslash is escaped in Prometheus labels
+--- init
+http_get('/api/v2/scripts/x', headers => { 'X-K' => 'q"\\z' });
+--- request
+GET /status?format=prometheus
+--- response_body_like chomp
+scripting_gate_passed_total\{zone="s",key="q\\"\\\\z"\} 1
+
+
+
+=== TEST 5: DELETE resets the counters where reset=on
+--- init
+traffic();
+--- request
+DELETE /status-reset
+--- error_code: 204
+--- error_log
+scripting_gate_stats: counters reset
+
+
+
+=== TEST 6: the counters are zero after a reset, the keys stay
+--- init
+traffic();
+http_get('/status-reset', method => 'DELETE');
+--- request
+GET /status
+--- response_body_like chomp
+"a":\{"passed":0,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,
+
+
+
+=== TEST 7: DELETE is refused without reset=on
+--- request
+DELETE /status
+--- error_code: 405
+--- response_headers
+Allow: GET, HEAD
+
+
+
+=== TEST 8: an unknown format is a bad request
+--- request
+GET /status?format=xml
+--- error_code: 400
+
+
+
+=== TEST 9: a browser gets the page
+--- more_headers
+Accept: text/html,application/xhtml+xml
+--- request
+GET /status
+--- response_headers
+Content-Type: text/html; charset=utf-8
+--- response_body_like chomp
+<title>scripting gate</title>
+
+
+
+=== TEST 10: max_keys caps the keys listed, most recently used first
+--- config
+    location /api/ {
+        scripting_gate zone=s limit=2;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+    location = /status {
+        scripting_gate_stats max_keys=2;
+    }
+--- init
+http_get("/api/v2/scripts/x?k=k$_") for 1 .. 5;
+--- request
+GET /status
+--- response_body_like chomp
+^\{"zones":\{"s":\{"keys":\{"k5":\{[^}]*\},"k4":\{[^}]*\}\},"totals":\{[^}]*\},"keys_count":5,"keys_truncated":true,
+
+
+
+=== TEST 11: an unknown parameter fails the configuration
+--- config
+    location = /status {
+        scripting_gate_stats reset=yes;
+    }
+--- must_die
+--- error_log
+invalid parameter "reset=yes"
