@@ -13,7 +13,7 @@ MODULE      := $(BUILD)/nginx/ngx_http_scripting_gate_module.so
 MOCK        := $(BUILD)/scripting-mock
 SOURCES     := config $(wildcard ngx_module/*.c ngx_module/*.h)
 DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
-                libevent-dev libtest-base-perl tini wrk curl openssl gcc make
+                libevent-dev libtest-base-perl tini wrk curl openssl chromium gcc make
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
