@@ -11,6 +11,7 @@ NGINX_BIN   ?= /usr/sbin/nginx
 BUILD       := build
 MODULE      := $(BUILD)/nginx/ngx_http_scripting_gate_module.so
 MOCK        := $(BUILD)/scripting-mock
+ASAN_MODULE := $(BUILD)/asan/ngx_http_scripting_gate_module.so
 SOURCES     := config $(wildcard ngx_module/*.c ngx_module/*.h)
 DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
                 libevent-dev libtest-base-perl tini wrk curl openssl chromium gcc make
@@ -37,12 +38,28 @@ $(BUILD)/nginx/Makefile: config
 $(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
 	$(MAKE) -s -f $(CURDIR)/$(BUILD)/nginx/Makefile -C $(NGINX_SRC) modules
 
+# the module built with AddressSanitizer and UndefinedBehaviorSanitizer,
+# loaded into Debian's nginx with libasan preloaded (t/run.sh, ASAN=1)
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+
+$(ASAN_MODULE): config $(SOURCES)
+	@mkdir -p $(BUILD)/asan
+	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt='-g -O1 -fPIC $(ASAN_FLAGS) -Wall -Werror' \
+	    --with-ld-opt='$(ASAN_FLAGS)' \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/asan \
+	    > $(CURDIR)/$(BUILD)/asan/configure.log 2>&1 \
+	    || { tail -30 $(CURDIR)/$(BUILD)/asan/configure.log; exit 1; }
+	$(MAKE) -s -f $(CURDIR)/$(BUILD)/asan/Makefile -C $(NGINX_SRC) modules
+
 $(MOCK): tools/mock/scripting_mock.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
-test: deps build
+# the whole suite, then its gate and retry parts again under the sanitizers
+test: deps build $(ASAN_MODULE)
 	@sh t/run.sh
+	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/040-stats.t" sh t/run.sh
 
 demo: deps build
 	@sh tools/demo.sh
@@ -52,3 +69,8 @@ demo-stop:
 
 clean:
 	rm -rf $(BUILD) t/servroot
+
+bench: deps build
+	@sh tools/deps.sh valgrind haproxy wrk
+	bash bench/run.sh > bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
+	@cat bench/RESULTS.md

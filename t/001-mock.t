@@ -31,12 +31,12 @@ __DATA__
 
 === TEST 1: a script, with its version from the query
 --- init
+package main;
 ScriptingGate::Mock::reset();
 --- request
 GET /api/v2/scripts/abc?scriptDataVersion=3
---- response_headers
-Content-Type: application/json
 --- response_headers_like
+Content-Type: ^application/json$
 ININ-Correlation-Id: ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$
 --- response_body chomp
 {"id":"abc","name":"Script abc","versionId":"3"}
@@ -60,6 +60,7 @@ Content-Type: application/json
 
 === TEST 3: the contextId is the ININ-Correlation-Id, byte for byte
 --- init
+package main;
 my $res = mock_get('/api/v2/scripts/abc', 'X-Mock-Action' => '429/ra=7');
 my $id = $res->{headers}{'inin-correlation-id'};
 my $want = '{"message":"Rate limit exceeded the maximum. Retry the request in [7] seconds",'
@@ -147,6 +148,7 @@ qr/upstream prematurely closed connection|recv\(\) failed|reset by peer/
 === TEST 10: the concurrency limit per version answers 429 with the time to a free slot
 --- config
 --- init
+package main;
 ScriptingGate::Mock::reset();
 my $kids = background(map { ["http://127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT}/api/v2/scripts/lim?scriptDataVersion=1",
                              headers => { 'X-Mock-Action' => '200/delay=1500' }] } 1 .. 2);
@@ -173,6 +175,7 @@ accounting: requests=3 peak=2 429=1
 === TEST 11: the token bucket per bearer token (5 a minute here)
 --- config
 --- init
+package main;
 ScriptingGate::Mock::reset();
 my @st = map { mock_get("/api/v2/scripts/t$_", Authorization => 'Bearer tok-a')->{status} } 1 .. 6;
 my $b = mock_get('/api/v2/scripts/t9', Authorization => 'Bearer tok-b')->{status};
@@ -190,6 +193,7 @@ wait: 12
 === TEST 12: the accounting: per key, requests, 429s, bodies and arrivals
 --- config
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('acc::v1', '429', '200');
 for my $i (1 .. 3) {

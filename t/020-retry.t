@@ -5,7 +5,7 @@ use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Digest::MD5 qw(md5_hex);
 use ScriptingGate::Mock;
-use ScriptingGate::Util qw(server_port html_put http_get status_json
+use ScriptingGate::Util qw(html_put http_get status_json
                            wait_until background reap worker_pids
                            error_log_has);
 use Time::HiRes qw(time sleep);
@@ -57,6 +57,7 @@ __DATA__
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('r1::v1', '429/ra=1', '429/ra=1', '200/echo');
 my $body = '{"fileName":"a.json","versionId":"v1"}';
@@ -89,6 +90,7 @@ waits: ok ok
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('big::v2', '429/ra=none', '429/ra=none', '200/echo');
 my $body = '{"versionId":"v2","data":"' . ('0123456789' x 20000) . '"}';
@@ -114,6 +116,7 @@ upstream: requests=3 distinct_bodies=1 last_body_len=200028
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('date::', '429/date=2', '200');
 my $res = http_get('/api/v2/scripts/date');
@@ -139,6 +142,7 @@ wait: ok
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('long::', '429/ra=200');
 --- request
@@ -162,6 +166,7 @@ is beyond the maximum, the answer goes to the client
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('late::', '429/ra=5');
 --- request
@@ -182,6 +187,7 @@ is beyond the deadline, the answer goes to the client
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('ex::', '429/ra=none', '429/ra=none', '503', '200');
 --- request
@@ -217,6 +223,7 @@ X-Retries: 0
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('post::', '503', '200');
 --- request
@@ -233,6 +240,7 @@ POST /api/v2/scripts/post/export
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('post::', '503', '200');
 --- request
@@ -249,6 +257,7 @@ POST /api/v2/scripts/post/export
         proxy_pass http://mock;
     }
 --- init
+package main;
 sub rss { my $kb = 0;
     for my $pid (worker_pids()) {
         open my $fh, '<', "/proc/$pid/status" or next;
@@ -284,6 +293,7 @@ worker memory grew by less than 4 MB: yes
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('gone::', '429/ra=1', '200');
 my $res = http_get('/api/v2/scripts/gone', timeout => 0.3);
@@ -309,6 +319,7 @@ upstream: requests=1
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 my $kids = background(map { ["/api/v2/scripts/dead",
                              headers => { 'X-Mock-Action' => '429/ra=none/delay=100' }] } 1 .. 10);
@@ -335,6 +346,7 @@ logged: yes
         proxy_pass http://mock;
     }
 --- init
+package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('cool::', '429/ra=1', ('200/delay=100') x 6);
 my $kids = background(map { ["/api/v2/scripts/cool"] } 1 .. 6);

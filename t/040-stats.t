@@ -45,7 +45,7 @@ sub traffic {
     http_get("/api/v2/scripts/x?k=b");
     my $kids = background(map { ["/api/v2/scripts/x?k=c",
                                  headers => { 'X-Mock-Action' => '200/delay=500' }] } 1 .. 2);
-    wait_until(5, sub { status_json('/status')->{zones}{s}{keys}{c}{active} == 2 });
+    wait_until(5, sub { (status_json('/status')->{zones}{s}{keys}{c}{active} // 0) == 2 });
     my $r = http_get("/api/v2/scripts/x?k=c");
     reap($kids);
     return $r->{status};
@@ -57,6 +57,7 @@ __DATA__
 
 === TEST 1: JSON: the documented fields, with exact figures
 --- init
+package main;
 traffic();
 --- request
 GET /status
@@ -69,6 +70,7 @@ Content-Type: application/json
 
 === TEST 2: Prometheus: families, labels, histograms
 --- init
+package main;
 traffic();
 --- request
 GET /status?format=prometheus
@@ -112,6 +114,7 @@ scripting_gate_upstream_seconds_count\{zone="s"\} 6$
 
 === TEST 3: JSON and Prometheus agree
 --- init
+package main;
 traffic();
 my $j = status_json('/status')->{zones}{s};
 my $p = http_get('/status?format=prometheus')->{content};
@@ -136,6 +139,7 @@ agree
 
 === TEST 4: a key with a quote and a backslash is escaped in Prometheus labels
 --- init
+package main;
 http_get('/api/v2/scripts/x', headers => { 'X-K' => 'q"\\z' });
 --- request
 GET /status?format=prometheus
@@ -146,6 +150,7 @@ scripting_gate_passed_total\{zone="s",key="q\\"\\\\z"\} 1
 
 === TEST 5: DELETE resets the counters where reset=on
 --- init
+package main;
 traffic();
 --- request
 DELETE /status-reset
@@ -157,6 +162,7 @@ scripting_gate_stats: counters reset
 
 === TEST 6: the counters are zero after a reset, the keys stay
 --- init
+package main;
 traffic();
 http_get('/status-reset', method => 'DELETE');
 --- request
@@ -204,6 +210,7 @@ Content-Type: text/html; charset=utf-8
         scripting_gate_stats max_keys=2;
     }
 --- init
+package main;
 http_get("/api/v2/scripts/x?k=k$_") for 1 .. 5;
 --- request
 GET /status

@@ -1,12 +1,16 @@
 # The live page in a real browser (Debian's chromium, headless) during
 # traffic: rows for the keys, figures that are not zero.  A screenshot is
-# left in the server root (stats.png) as an artefact.
+# left in build/test-artifacts/stats.png.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ScriptingGate::Mock;
+use Cwd qw(getcwd);
 use ScriptingGate::Util qw(html_put http_get status_json wait_until
-                           background reap servroot server_port);
+                           background reap servroot);
+
+our $Shot = getcwd() . '/build/test-artifacts/stats.png';
+mkdir getcwd() . '/build/test-artifacts';
 
 ScriptingGate::Mock::start(delay => 0);
 
@@ -53,6 +57,7 @@ __DATA__
         scripting_gate_stats;
     }
 --- init
+package main;
 http_get('/api/v2/scripts/x?k=beta', headers => { 'X-Mock-Action' => '429/ra=none' });
 http_get('/api/v2/scripts/x?k=beta') for 1 .. 3;
 my $kids = background(map { ["/api/v2/scripts/x?k=alpha",
@@ -60,7 +65,8 @@ my $kids = background(map { ["/api/v2/scripts/x?k=alpha",
 wait_until(5, sub { status_json('/scripting-gate/status')->{zones}{scripts}{keys}{alpha}{queued} == 1 });
 my $url = 'http://127.0.0.1:' . server_port() . '/scripting-gate/status';
 my $dom = chromium('dom', $url) // '';
-chromium('png', $url, servroot() . '/stats.png');
+unlink $main::Shot;
+chromium('png', $url, $main::Shot);
 reap($kids);
 my %row;
 while ($dom =~ m{<tr data-key="([^"]+)">(.*?)</tr>}g) {
@@ -72,7 +78,7 @@ while ($dom =~ m{<tr data-key="([^"]+)">(.*?)</tr>}g) {
     $row{$k} = "in flight $c{active}, queued $c{queued}, 429s $c{u429}";
 }
 html_put('result.txt', join('', map { "$_: $row{$_}\n" } sort keys %row)
-         . "screenshot: " . (-s servroot() . '/stats.png' ? "yes" : "no") . "\n");
+         . "screenshot: " . (-s $main::Shot ? "yes" : "no") . "\n");
 --- request
 GET /result.txt
 --- response_body

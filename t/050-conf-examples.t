@@ -31,9 +31,9 @@ no_shuffle();
 sub start_example {
     my ($name, %subst) = @_;
     my $top = getcwd();
-    my $prefix = servroot() . "/example";
+    my $prefix = example_prefix();
     system("rm -rf $prefix");
-    mkdir $prefix;
+    system("mkdir -p $prefix");
     mkdir "$prefix/$_" for qw(conf logs modules cache);
     my $so = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '')[0]
              || "$top/build/nginx/ngx_http_scripting_gate_module.so";
@@ -56,8 +56,11 @@ sub start_example {
     return $? ? $err : undef;
 }
 
+# outside the server root, which the runner alone manages
+sub example_prefix { return getcwd() . "/build/test-artifacts/example" }
+
 sub stop_example {
-    my $prefix = servroot() . "/example";
+    my $prefix = example_prefix();
     my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     system("$nginx -p $prefix/ -c conf/nginx.conf -s stop 2>/dev/null");
     # the master goes with its workers; the runner reaps it
@@ -74,6 +77,7 @@ __DATA__
 === TEST 1: demo.conf starts and gates the mock
 --- config
 --- init
+package main;
 my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
 my $err = start_example('demo.conf',
     '127.0.0.1:8080' => "127.0.0.1:$port",
@@ -109,6 +113,7 @@ status: counted
 --- config
 --- main_config
 --- init
+package main;
 my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
 my $err = start_example('genesys-cloud.conf',
     'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",

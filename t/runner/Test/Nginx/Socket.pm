@@ -1,528 +1,554 @@
 package Test::Nginx::Socket;
 
-# A compact runner of the Test::Nginx::Socket data format, used by
-# `make test` only when the real Test::Nginx (CPAN) is not installed.
-# The .t files are written for the real one; this runner gives the
-# sections and functions below the real one's documented meaning.
-#
-# Functions: plan, run_tests, repeat_each, master_on, master_off, workers,
-#   worker_connections, log_level, no_shuffle, no_long_string,
-#   no_root_location, add_block_preprocessor, env_to_nginx, server_root,
-#   html_dir, server_port, blocks, bail_out, and Test::More's functions.
-# Sections: main_config, http_config, config, init (Perl, run after nginx
-#   has started, before the requests), request (with eval), more_headers,
-#   response_body (with eval), response_body_like, error_code,
-#   response_headers, response_headers_like ("! Name": absent),
-#   error_log, no_error_log (lines or eval: strings or qr//, against the
-#   error log written by the block's requests), timeout, wait, must_die,
-#   ONLY, SKIP, LAST (these three through Test::Base).
-# Environment: TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES (paths of .so
-#   files, space separated), TEST_NGINX_SERVER_PORT / TEST_NGINX_PORT,
-#   TEST_NGINX_SERVROOT; $TEST_NGINX_NAME in configs and requests is
-#   replaced by the environment variable's value.
+=pod
+
+A compact stand-in for openresty's Test::Nginx::Socket (the test-nginx
+distribution on CPAN), used by `make test` only when the real one is not
+installed (prove -I t/runner).  The .t files are written for the real one;
+this runner gives what they use the real one's meaning, checked against
+its source (lib/Test/Nginx/Socket.pm and Util.pm, v0.33).  Like the real
+one it is a Test::Base subclass: Test::Base reads the blocks, applies its
+default filters (CRLF to LF; leading blank lines and trailing whitespace
+trimmed to one final newline; the one-line "--- name: value" form has
+none) and the per-section ones (chomp, eval, ...), and exports Test::More's
+and its own functions.
+
+Functions: plan (use Test::Nginx::Socket 'no_plan' / tests => N),
+run_tests, repeat_each, workers, worker_connections (default 64),
+master_on, master_off, master_process_enabled, log_level (default debug),
+no_shuffle (blocks are shuffled by default), no_root_location,
+no_long_string, check_accum_error_log, config_preamble, env_to_nginx,
+add_block_preprocessor, add_cleanup_handler, add_test_cleanup_handler,
+html_dir, server_root, server_port, server_port_for_client, server_addr,
+server_name, timeout (default 3 s), bail_out, is_str, blocks and the rest
+of Test::Base.  Variables (not exported to the test file, as in the real
+one): $Test::Nginx::Util::ServerPort, ::ServRoot, ::ConfFile, ::PidFile,
+::RepeatEach, ::NginxVersion.
+
+Sections: config, http_config, main_config, post_main_config, server_name,
+log_level, user_files, post_setup_server_root, init, request (one request,
+or with eval an array of them; an array of packets is sent as such),
+raw_request, more_headers, error_code, error_code_like, response_headers
+("! Name": absent; "Name:" with no value: empty or absent),
+response_headers_like (regex anchored at both ends; checked only when
+there is no response_headers, as in the real one), response_body (eval: a
+string or a qr//), response_body_like, response_body_unlike, error_log,
+no_error_log (lines of substrings, or with eval a string, a qr// or an
+array of them; each matched against single lines of the log), timeout
+(5, 1.5, 50ms), abort, wait, must_die (with an optional exit code),
+ONLY, SKIP, LAST (Test::Base).  Not supported: pipelined_requests,
+http2/3, stap, tcp/udp servers, skip_nginx and friends, grep_error_log,
+response_body_filters, HUP/valgrind/check-leak modes.
+
+Environment: TEST_NGINX_BINARY (default nginx on PATH, then
+/usr/sbin/nginx), TEST_NGINX_LOAD_MODULES (.so paths, space separated:
+load_module lines), TEST_NGINX_SERVER_PORT / TEST_NGINX_PORT (1984),
+TEST_NGINX_CLIENT_PORT, TEST_NGINX_SERVROOT (t/servroot),
+TEST_NGINX_TIMEOUT, TEST_NGINX_SLEEP, TEST_NGINX_NO_SHUFFLE,
+TEST_NGINX_LOG_LEVEL, TEST_NGINX_MASTER_PROCESS,
+TEST_NGINX_FAST_SHUTDOWN (TERM instead of QUIT), TEST_NGINX_NO_CLEAN,
+TEST_NGINX_CHECK_ACCUM_ERR_LOG, TEST_NGINX_FORCE_RESTART_ON_TEST.
+$TEST_NGINX_FOO is replaced from %ENV in config, http_config, main_config,
+post_main_config, user_files and response_body (not in request, as in the
+real one); the runner sets TEST_NGINX_SERVER_PORT and
+TEST_NGINX_SERVER_ROOT.  $ServerPort in response_body(_like) and
+response_headers is the port.
+
+--- init is Perl code eval'ed once per block, after nginx has started
+(on a fresh server root) and before the first of the repeat_each()
+requests; like the real one it runs in package Test::Nginx::Util under
+strict, so the test file's own subs are called as main::foo() there.
+The error_log/no_error_log window of the first repetition is the whole
+log of this nginx (start-up and what --- init made it log included), of
+each later one what came after the previous check; 45 ms (3 x
+TEST_NGINX_SLEEP) are given to late lines before each check.  See
+Test/Nginx/Util.pm for the rest of the order of things in a block.
+
+=cut
 
 use strict;
 use warnings;
 
-use Test::Base ();
-use Test::More ();
-use Cwd qw(getcwd);
-use File::Path qw(make_path remove_tree);
-use IO::Socket::INET;
-use IO::Select;
-use List::Util qw(shuffle);
-use POSIX qw(:sys_wait_h);
-use Time::HiRes qw(sleep time);
+use Test::Base -base;
+use Test::Nginx::Util;
+use IO::Select ();
+use IO::Socket::INET ();
+use Errno ();
+use Time::HiRes qw(sleep);
 
-our @EXPORT_FUNCS = qw(
-    run_tests repeat_each master_on master_off workers worker_connections
-    log_level no_shuffle no_long_string no_root_location
-    add_block_preprocessor env_to_nginx server_root html_dir server_port
-    bail_out
+our @EXPORT = qw(
+    env_to_nginx is_str plan run_tests run_test repeat_each config_preamble
+    worker_connections master_process_enabled no_long_string workers
+    master_on master_off log_level no_shuffle no_root_location server_name
+    server_addr server_root html_dir server_port server_port_for_client
+    timeout check_accum_error_log add_block_preprocessor bail_out
+    add_test_cleanup_handler add_cleanup_handler
 );
 
-our $RepeatEach = 1;
-our $MasterProcess = 'off';
-our $Workers = 1;
-our $WorkerConnections = 64;
-our $LogLevel = 'debug';
-our $NoShuffle = 0;
-our $NoRootLocation = 0;
-our @BlockPreprocessors;
-our @EnvToNginx;
+$RunTestHelper = \&run_test_helper;
+$CheckErrorLog = \&check_error_log;
 
-our $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
-                  || 1984;
-our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || getcwd() . '/t/servroot';
-our $HtmlDir = "$ServRoot/html";
-our $NginxBinary = $ENV{TEST_NGINX_BINARY}
-                   || (grep { -x } map { "$_/nginx" }
-                       split(/:/, $ENV{PATH} || ''), '/usr/sbin')[0]
-                   || 'nginx';
+sub is_str (@) {
+    my ($got, $expected, $desc) = @_;
+    return like($got, $expected, $desc) if ref $expected eq 'Regexp';
+    return is($got, $expected, $desc);
+}
 
-$ENV{TEST_NGINX_SERVER_PORT} = $ServerPort;
-$ENV{TEST_NGINX_SERVROOT} = $ServRoot;
-$ENV{TEST_NGINX_HTML_DIR} = $HtmlDir;
+# ---- requests -------------------------------------------------------------
 
-my $Started;
-
-sub import {
-    my ($class, @args) = @_;
-    my $caller = caller;
-
-    no strict 'refs';
-    for my $f (@EXPORT_FUNCS) {
-        *{"${caller}::$f"} = \&{"${class}::$f"};
+sub parse_more_headers {
+    my ($in) = @_;
+    my ($out, $chunked) = ('', 0);
+    for my $h (split /\n+/, $in) {
+        next if $h =~ /^\s*#/;
+        my ($k, $v) = split /:\s*/, $h, 2;
+        $v //= '';
+        $chunked = 1 if lc($k) eq 'transfer-encoding' && $v eq 'chunked';
+        $out .= "$k: $v\r\n";
     }
-    *{"${caller}::blocks"} = \&Test::Base::blocks;
+    return ($out, $chunked);
+}
 
-    # Test::More's functions, and its plan if one is given
-    my @more = grep { defined &{"Test::More::$_"} }
-               @Test::More::EXPORT;
-    *{"${caller}::$_"} = \&{"Test::More::$_"} for @more;
-
-    if (@args) {
-        Test::More::plan(@args);
+# "METHOD [URI [HTTP/x.y]]\nbody" and the more_headers: the bytes to send
+sub build_request {
+    my ($name, $req, $more) = @_;
+    my ($first, $content) = $req =~ /\A([^\n]*\n?)(.*)\z/s;
+    my ($meth, $url, $ver) =
+        $first =~ /^\s*(\S+) *(?:(\S+) *)?(?:(\S+) *)?\s*$/
+        or bail_out("$name - Request line is not valid. Should be "
+                    . "'meth [url [version]]' but got \"$first\".");
+    $url //= '/';
+    $ver //= 'HTTP/1.1';
+    my ($hdr, $chunked) = parse_more_headers($more);
+    my $len = '';
+    if (!$chunked && $content ne '' && $hdr !~ /(?:^|\n)Content-Length:/) {
+        $content =~ s/^\s+|\s+$//gs;
+        $len = 'Content-Length: ' . length($content) . "\r\n";
     }
-
-    # Test::Base reads the blocks from the caller's __DATA__ and, as for
-    # the real one, compiles the caller with strict and warnings
-    Test::Base->import();
+    my $h = '';
+    $h .= "Host: $ServerName\r\n" if $hdr !~ /(?:^|\n)Host:/msi;
+    $h .= "Connection: close\r\n" if $hdr !~ /(?:^|\n)Connection/msi;
+    return "$meth $url $ver\r\n$h$hdr$len\r\n$content";
 }
 
-sub repeat_each { $RepeatEach = shift if @_; return $RepeatEach }
-sub master_on { $MasterProcess = 'on' }
-sub master_off { $MasterProcess = 'off' }
-sub workers { $Workers = shift if @_; return $Workers }
-sub worker_connections { $WorkerConnections = shift if @_;
-                         return $WorkerConnections }
-sub log_level { $LogLevel = shift if @_; return $LogLevel }
-sub no_shuffle { $NoShuffle = 1 }
-sub no_long_string { }
-sub no_root_location { $NoRootLocation = 1 }
-sub add_block_preprocessor { push @BlockPreprocessors, shift }
-sub env_to_nginx { push @EnvToNginx, @_ }
-sub server_root { $ServRoot }
-sub html_dir { $HtmlDir }
-sub server_port { $ServerPort }
-sub bail_out { Test::More::BAIL_OUT(@_) }
-
-sub expand_env {
-    my ($s) = @_;
-    return $s unless defined $s;
-    $s =~ s/\$(TEST_NGINX_[_A-Z0-9]+)/
-        defined $ENV{$1} ? $ENV{$1}
-                         : die "environment variable $1 is not set\n"/ge;
-    return $s;
-}
-
-sub raw {
-    my ($block, $name) = @_;
-    return $block->can($name) ? $block->$name : undef;
-}
-
-# a section as its real value: "eval" sections are run by Test::Base
-# filters already; our job is the env expansion of strings
-sub value {
-    my ($block, $name) = @_;
-    my $v = $block->can($name) ? $block->$name : undef;
-    return undef unless defined $v;
-    return ref $v ? $v : expand_env($v);
-}
-
-sub write_config {
+# a list of requests, each a list of [bytes, delay before sending them]
+sub get_req_from_block {
     my ($block) = @_;
+    my $name = $block->name;
 
-    remove_tree($ServRoot);
-    make_path("$ServRoot/conf", "$ServRoot/logs", "$ServRoot/html");
+    if (defined(my $raw = $block->raw_request)) {
+        return [[map { [ref $_ ? $_->{value} : $_,
+                        ref $_ ? $_->{delay_before} : undef] }
+                 ref $raw eq 'ARRAY' ? @$raw : ($raw)]];
+    }
+    bail_out("$name - --- pipelined_requests is not supported by this "
+             . "runner") if defined $block->pipelined_requests;
 
-    my $modules = join '', map { "load_module $_;\n" }
-                           split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
-    my $env = join '', map { "env $_;\n" } @EnvToNginx;
-    my $main = value($block, 'main_config') // '';
-    my $http = value($block, 'http_config') // '';
-    my $config = value($block, 'config') // '';
-    my $root = $NoRootLocation ? '' : <<"_EOC_";
-        location / {
-            root $HtmlDir;
-            index index.html index.htm;
+    my $request = $block->request;
+    bail_out("$name - request empty") unless defined $request;
+    my $more = $block->more_headers // '';
+    if (!ref $request) {
+        1 while $request =~ s/^\s*#[^\n]+\s+|^\s+//s;
+    }
+    my @reqs = ref $request eq 'ARRAY' ? @$request : ($request);
+    bail_out("$name - invalid ---request : MUST be string or array of "
+             . "requests") if ref $request && ref $request ne 'ARRAY';
+
+    my @out;
+    for my $i (0 .. $#reqs) {
+        my $hdrs = ref $more eq 'ARRAY' ? $more->[$i] : $more;
+        bail_out("--- more_headers lacks data for the ${i}th request")
+            unless defined $hdrs;
+        my $one = $reqs[$i];
+        if (!ref $one) {
+            push @out, [[build_request($name, $one, $hdrs), undef]];
+            next;
         }
-_EOC_
-
-    open my $fh, '>', "$ServRoot/conf/nginx.conf" or die $!;
-    print $fh <<"_EOC_";
-$modules
-worker_processes  $Workers;
-daemon on;
-master_process $MasterProcess;
-error_log logs/error.log $LogLevel;
-pid       logs/nginx.pid;
-$env
-$main
-
-http {
-    access_log logs/access.log;
-    default_type text/plain;
-    keepalive_timeout  68;
-
-$http
-
-    server {
-        listen          $ServerPort;
-        server_name     'localhost';
-        client_max_body_size 30M;
-
-$config
-
-$root
-    }
-}
-
-events {
-    accept_mutex off;
-    worker_connections  $WorkerConnections;
-}
-_EOC_
-    close $fh;
-}
-
-sub reap_children {
-    1 while waitpid(-1, WNOHANG) > 0;
-}
-
-sub read_pid {
-    open my $fh, '<', "$ServRoot/logs/nginx.pid" or return undef;
-    my $pid = <$fh>;
-    close $fh;
-    return undef unless defined $pid && $pid =~ /(\d+)/;
-    return $1;
-}
-
-sub stop_nginx {
-    return unless $Started;
-    my $pid = $Started;
-    $Started = undef;
-    kill 'TERM', $pid;
-    my $end = time + 10;
-    while (time < $end) {
-        reap_children();
-        last unless kill 0, $pid;
-        sleep 0.005;
-    }
-    if (kill 0, $pid) {
-        kill 'KILL', $pid;
-        reap_children();
-    }
-    # workers that are still finishing go with their master's group
-    sleep 0.005 while time < $end && worker_left($pid);
-}
-
-sub worker_left {
-    my ($master) = @_;
-    for my $dir (glob '/proc/[0-9]*') {
-        open my $fh, '<', "$dir/stat" or next;
-        my $stat = <$fh>;
-        close $fh;
-        return 1 if defined $stat && $stat =~ /^\d+ \(.*?\) \S+ (\d+)/
-                    && $1 == $master;
-    }
-    return 0;
-}
-
-# starts nginx; returns undef when it runs, or its error output
-sub start_nginx {
-    my $out = "$ServRoot/logs/stderr.log";
-    my $rc = system("$NginxBinary -p $ServRoot/ -c conf/nginx.conf "
-                    . "> $out 2>&1");
-    reap_children();
-    if ($rc != 0) {
-        return slurp($out) || "nginx exited with $rc";
-    }
-    my $end = time + 5;
-    my $pid;
-    while (time < $end) {
-        $pid = read_pid();
-        if ($pid) {
-            my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                             PeerPort => $ServerPort,
-                                             Proto => 'tcp');
-            if ($sock) {
-                close $sock;
-                $Started = $pid;
-                return undef;
-            }
+        # packets: the added headers go into the first one
+        my @p = map { ref $_ eq 'HASH' ? [$_->{value}, $_->{delay_before}]
+                                       : [$_, undef] } @$one;
+        my $full = build_request($name, join('', map { $_->[0] } @p), $hdrs);
+        my $tail = join '', map { $_->[0] } @p[1 .. $#p];
+        if (length $tail && substr($full, -length $tail) eq $tail) {
+            $p[0][0] = substr($full, 0, length($full) - length $tail);
+        } else {
+            @p = ([$full, $p[0][1]]);
         }
-        sleep 0.005;
+        push @out, \@p;
     }
-    return "nginx did not start listening on $ServerPort\n"
-           . (slurp("$ServRoot/logs/error.log") // '');
+    return \@out;
 }
 
-sub slurp {
-    my ($file, $from) = @_;
-    open my $fh, '<', $file or return undef;
-    if ($from) {
-        seek $fh, $from, 0;
+# sends the packets, reads to EOF; $timeout is the longest wait for one
+# I/O event, as in the real one
+sub send_request {
+    my ($packets, $timeout, $block) = @_;
+    my $name = $block->name;
+    my $sock;
+    for my $try (1 .. 50) {
+        $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr,
+                                      PeerPort => $ServerPortForClient,
+                                      Proto => 'tcp', Timeout => $timeout);
+        last if $sock;
+        my $wait = (sleep_time() + sleep_time() * $try) * $try / 2;
+        $wait = 1 if $wait > 1;
+        sleep $wait;
     }
-    local $/;
-    my $s = <$fh>;
-    close $fh;
-    return $s // '';
-}
-
-sub parse_request {
-    my ($raw) = @_;
-    $raw =~ s/^\s+//;
-    my ($line, $body) = split /\n/, $raw, 2;
-    $line =~ s/\s+$//;
-    my ($method, $uri, $proto) = split /\s+/, $line;
-    $proto ||= 'HTTP/1.1';
-    if (defined $body) {
-        $body =~ s/\n\z//;
+    if (!$sock) {
+        Test::More::fail("$name - Can't connect to $ServerAddr:"
+                         . "$ServerPortForClient: $! (aborted)\n");
+        return '';
     }
-    return ($method, $uri, $proto, $body);
-}
-
-sub http_request {
-    my ($block, $raw, $timeout) = @_;
-
-    my ($method, $uri, $proto, $body) = parse_request($raw);
-    my @headers = ("Host: localhost", "Connection: close");
-    my $more = value($block, 'more_headers');
-    if (defined $more) {
-        for my $h (split /\n/, $more) {
-            next unless $h =~ /\S/;
-            push @headers, $h;
-        }
-    }
-    if (defined $body && length $body) {
-        push @headers, "Content-Length: " . length($body)
-            unless grep { /^content-length:/i } @headers;
-    } else {
-        $body = '';
-    }
-
-    my $req = "$method $uri $proto\r\n" . join('', map { "$_\r\n" } @headers)
-              . "\r\n" . $body;
-
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $ServerPort,
-                                     Proto => 'tcp',
-                                     Timeout => $timeout)
-        or return { error => "cannot connect: $!" };
     binmode $sock;
     $sock->blocking(0);
+    local $SIG{PIPE} = 'IGNORE';
 
+    my @queue = @$packets;
+    my ($buf, $off) = (undef, 0);
+    my $resp = '';
     my $sel = IO::Select->new($sock);
-    my $end = time + $timeout;
-    my $off = 0;
-    while ($off < length $req) {
-        return { error => 'timeout sending' } if time > $end;
-        next unless $sel->can_write($end - time);
-        my $n = syswrite($sock, $req, length($req) - $off, $off);
-        if (!defined $n) {
-            next if $!{EAGAIN} || $!{EINTR};
-            last;
-        }
-        $off += $n;
-    }
-
-    my $buf = '';
-    my ($status, %h, @hl, $hdr_end);
+    my $writing = 1;
     while (1) {
-        my $left = $end - time;
-        return { error => 'timeout', partial => $buf } if $left <= 0;
-        if (!$sel->can_read($left)) {
-            return { error => 'timeout', partial => $buf };
+        if ($writing && !defined $buf) {
+            if (!@queue) {
+                $writing = 0;
+            } else {
+                my $p = shift @queue;
+                sleep $p->[1] if $p->[1];
+                ($buf, $off) = ($p->[0], 0);
+            }
         }
-        my $n = sysread($sock, $buf, 65536, length $buf);
-        if (!defined $n) {
-            next if $!{EAGAIN} || $!{EINTR};
-            last;
+        my ($r, $w) = IO::Select->select($sel, $writing ? $sel : undef,
+                                         undef, $timeout);
+        if (!$r && !$w) {
+            next if $!{EINTR};
+            close $sock;
+            Test::More::fail("ERROR: client socket timed out - $name\n")
+                unless defined $block->abort;
+            return $resp;
         }
-        last if $n == 0;
-        if (!defined $hdr_end && (my $i = index($buf, "\r\n\r\n")) >= 0) {
-            $hdr_end = $i + 4;
+        if ($w && @$w) {
+            my $n = syswrite($sock, $buf, length($buf) - $off, $off);
+            if (defined $n) {
+                $off += $n;
+                undef $buf if $off >= length $buf;
+            } elsif (!$!{EAGAIN} && !$!{EWOULDBLOCK} && !$!{EINTR}) {
+                $writing = 0;    # nginx answered and closed early
+            }
         }
-        if (defined $hdr_end) {
-            my $head = substr($buf, 0, $hdr_end);
-            my $cl = $head =~ /^content-length:\s*(\d+)/mi ? $1 : undef;
-            last if defined $cl && length($buf) - $hdr_end >= $cl;
-            last if $head =~ /^transfer-encoding:\s*chunked/mi
-                    && substr($buf, $hdr_end) =~ /(?:^|\r\n)0\r\n\r\n\z/;
-            last if $method eq 'HEAD';
+        if ($r && @$r) {
+            my $n = sysread($sock, $resp, 65536, length $resp);
+            if (defined $n) {
+                last if $n == 0;
+            } elsif (!$!{EAGAIN} && !$!{EWOULDBLOCK} && !$!{EINTR}) {
+                last;
+            }
         }
     }
     close $sock;
+    return $resp;
+}
 
-    if (!defined $hdr_end) {
-        $hdr_end = index($buf, "\r\n\r\n");
-        return { error => 'no response header', partial => $buf }
-            if $hdr_end < 0;
-        $hdr_end += 4;
-    }
+# ---- responses ------------------------------------------------------------
 
-    my $head = substr($buf, 0, $hdr_end);
-    my $content = substr($buf, $hdr_end);
-    my @lines = split /\r\n/, $head;
-    my $sl = shift @lines;
-    ($status) = $sl =~ m{^HTTP/\d\.\d\s+(\d+)};
-    my %headers;
-    for my $l (@lines) {
-        next unless $l =~ /^([^:]+):\s*(.*)$/;
-        my ($k, $v) = (lc $1, $2);
-        $headers{$k} = defined $headers{$k} ? "$headers{$k}, $v" : $v;
+# { code, headers => [[name, value], ...], content }, the raw header block
+sub parse_response {
+    my ($name, $raw, $head_req) = @_;
+    my $raw_headers = $raw =~ /(.*?\r\n)\r\n/s ? $1 : '';
+    my ($status_line, $rest) = split /\r?\n/, $raw, 2;
+    $rest //= '';
+    my %res = (headers => [], content => '');
+    my (undef, $code) = split ' ', $status_line // '', 3;
+    $res{code} = defined $code && $code =~ /^\d+$/ ? $code : undef;
+    while ($rest =~ s/^([^\s:]+)[ \t]*: ?(.*)\n?//) {
+        my ($k, $v) = ($1, $2);
+        $v =~ s/\r\z//;
+        push @{ $res{headers} }, [$k, $v];
     }
-    if (($headers{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($content =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($content, 0, $len);
-            $content = substr($content, $len + 2);
+    $rest =~ s/^\r?\n//;
+    $res{content} = $rest;
+    my $res = \%res;
+    my $code_ = $res{code} // 0;
+    return ($res, $raw_headers) if $code_ == 304 || $code_ == 101;
+
+    my $te = res_header($res, 'Transfer-Encoding');
+    my $len = res_header($res, 'Content-Length');
+    if (defined $te && $te eq 'chunked') {
+        my ($in, $out) = ($rest, '');
+        while (1) {
+            if ($in =~ /\G[ \t]*([A-Fa-f0-9]+)[^\r\n]*\r\n/gc) {
+                my $size = hex $1;
+                if ($size == 0) {
+                    last;
+                }
+                if (length($in) - pos($in) < $size + 2) {
+                    Test::More::fail("$name - invalid chunked data received "
+                        . "(not enought octets for the data section)");
+                    return ($res, $raw_headers);
+                }
+                $out .= substr($in, pos($in), $size);
+                pos($in) += $size;
+                if ($in !~ /\G\r\n/gc) {
+                    Test::More::fail("$name - invalid chunked data received "
+                                     . "(expected CRLF).");
+                    return ($res, $raw_headers);
+                }
+            } else {
+                Test::More::fail("$name - no last chunk found - "
+                                 . substr($in, pos($in) // 0));
+                return ($res, $raw_headers);
+            }
         }
-        $content = $out;
+        $res{content} = $out;
+    } elsif (defined $len && $len =~ /^\d+$/) {
+        if (length $rest < $len) {
+            warn "WARNING: $name - response body truncated: $len expected, "
+                 . "but got " . length($rest) . "\n" unless $head_req;
+        } else {
+            $res{content} = substr $rest, 0, $len;
+        }
     }
-    return { status => $status, headers => \%headers, body => $content };
+    return ($res, $raw_headers);
 }
 
-sub check_log {
-    my ($block, $name, $log, $want) = @_;
-    my $v = value($block, $name);
-    return unless defined $v;
-    my @pats = ref $v eq 'ARRAY' ? @$v
-             : ref $v ? ($v)
-             : grep { /\S/ } split /\n/, $v;
-    for my $p (@pats) {
-        my $found = ref $p eq 'Regexp' ? $log =~ $p : index($log, $p) >= 0;
-        my $what = "$name \"" . (ref $p ? "$p" : $p) . '"';
-        Test::More::ok($want ? $found : !$found,
-                       $block->name . " - $what");
-    }
+# all values of a header, joined by ", " (as HTTP::Headers does)
+sub res_header {
+    my ($res, $key) = @_;
+    return undef unless $res;
+    (my $k = lc $key) =~ tr/_/-/;
+    my @v = map { $_->[1] }
+            grep { (my $n = lc $_->[0]) =~ tr/_/-/; $n eq $k }
+            @{ $res->{headers} };
+    return @v ? join(', ', @v) : undef;
 }
 
-sub run_block {
-    my ($block) = @_;
+sub get_indexed_value {
+    my ($name, $value, $idx, $need_array) = @_;
+    if ($need_array) {
+        return $value->[$idx] if ref $value eq 'ARRAY';
+        bail_out("$name - You asked for many requests, the expected results "
+                 . "should be arrays as well.");
+    }
+    return ref $value eq 'ARRAY' ? $value->[0] : $value;
+}
+
+sub check_error_code {
+    my ($block, $res, $idx, $need_array) = @_;
     my $name = $block->name;
-    my $timeout = value($block, 'timeout') // 3;
-    $timeout =~ s/\s+//g;
-    $timeout =~ s/s$//;
-
-    stop_nginx();
-    write_config($block);
-
-    my $err = start_nginx();
-
-    if (defined raw($block, 'must_die')) {
-        Test::More::ok(defined $err, "$name - nginx must die");
-        my $log = ($err // '') . (slurp("$ServRoot/logs/error.log") // '');
-        check_log($block, 'error_log', $log, 1);
-        check_log($block, 'no_error_log', $log, 0);
-        stop_nginx();
-        return;
+    my $code = ($res && $res->{code}) || '';
+    if (defined $block->error_code_like) {
+        my $v = get_indexed_value($name, scalar $block->error_code_like,
+                                  $idx, $need_array);
+        like($code, qr/$v/sm, "$name - status code ok");
+    } elsif (defined $block->error_code) {
+        is($code, get_indexed_value($name, scalar $block->error_code,
+                                    $idx, $need_array),
+           "$name - status code ok");
+    } else {
+        is($code, 200, "$name - status code ok");
     }
-
-    if (defined $err) {
-        Test::More::fail("$name - nginx started");
-        Test::More::diag($err);
-        return;
-    }
-
-    if (defined(my $init = raw($block, 'init'))) {
-        package main;
-        eval $init;
-        Test::More::fail("$name - init: $@") if $@;
-    }
-
-    my $log_file = "$ServRoot/logs/error.log";
-    my $log_pos = -s $log_file || 0;
-
-    my $request = value($block, 'request');
-    if (defined $request) {
-        for my $i (1 .. $RepeatEach) {
-            my $res = http_request($block, $request, $timeout);
-            check_response($block, $res, $i);
-        }
-    }
-
-    if (defined(my $wait = value($block, 'wait'))) {
-        $wait =~ s/\s+//g;
-        sleep $wait;
-    }
-
-    my $log = slurp($log_file, $log_pos) // '';
-    check_log($block, 'error_log', $log, 1);
-    check_log($block, 'no_error_log', $log, 0);
 }
 
-sub check_response {
-    my ($block, $res, $i) = @_;
-    my $name = $block->name . ($RepeatEach > 1 ? " (repeat $i)" : '');
-
-    if ($res->{error}) {
-        Test::More::fail("$name - request: $res->{error}");
-        return;
+# "Name: value" lines; "! Name" (or a line without a colon): absent
+sub parse_headers {
+    my ($s) = @_;
+    my (@order, %h);
+    for my $l (split /\n/, $s) {
+        $l =~ s/^\s+|\s+$//g;
+        my $neg = $l =~ s/^!\s*//;
+        my ($k, $v) = $neg ? ($l, undef) : split /\s*:\s*/, $l, 2;
+        push @order, $k unless exists $h{$k};
+        $h{$k} = $v;
     }
+    return map { [$_, $h{$_}] } @order;
+}
 
-    my $code = value($block, 'error_code') // 200;
-    $code =~ s/\s+//g;
-    Test::More::is($res->{status}, $code, "$name - status code ok");
-
-    if (defined(my $want = value($block, 'response_headers'))) {
-        for my $l (split /\n/, $want) {
-            next unless $l =~ /\S/;
-            if ($l =~ /^\s*!\s*(.+?)\s*$/) {
-                Test::More::ok(!exists $res->{headers}{lc $1},
-                               "$name - header $1 not present");
+sub check_response_headers {
+    my ($block, $res, $raw_headers, $idx, $need_array) = @_;
+    my $name = $block->name;
+    if (defined $block->response_headers) {
+        for my $kv (parse_headers(get_indexed_value($name,
+                        scalar $block->response_headers, $idx, $need_array)))
+        {
+            my ($k, $v) = @$kv;
+            if (!defined $v) {
+                unlike($raw_headers, qr/^\s*\Q$k\E\s*:/ms,
+                       "$name - header $k not present in the raw headers");
                 next;
             }
-            my ($k, $v) = $l =~ /^\s*([^:]+?)\s*:\s*(.*?)\s*$/ or next;
-            Test::More::is($res->{headers}{lc $k}, $v,
-                           "$name - header $k ok");
+            $v =~ s/\$ServerPort\b/$ServerPort/g;
+            $v =~ s/\$ServerPortForClient\b/$ServerPortForClient/g;
+            is(res_header($res, $k) // '', $v, "$name - header $k ok");
         }
-    }
-
-    if (defined(my $want = value($block, 'response_headers_like'))) {
-        for my $l (split /\n/, $want) {
-            next unless $l =~ /\S/;
-            my ($k, $v) = $l =~ /^\s*([^:]+?)\s*:\s*(.*?)\s*$/ or next;
-            Test::More::like($res->{headers}{lc $k} // '', qr/$v/,
-                             "$name - header $k like ok");
+    } elsif (defined $block->response_headers_like) {
+        for my $kv (parse_headers(get_indexed_value($name,
+                        scalar $block->response_headers_like, $idx,
+                        $need_array)))
+        {
+            my ($k, $v) = @$kv;
+            $v //= '';
+            like(res_header($res, $k) // '', qr/^$v$/,
+                 "$name - header $k like ok");
         }
-    }
-
-    if (defined(my $want = value($block, 'response_body'))) {
-        Test::More::is($res->{body}, $want, "$name - response_body - ok");
-    }
-
-    if (defined(my $want = value($block, 'response_body_like'))) {
-        my $re = ref $want eq 'Regexp' ? $want : qr/$want/s;
-        Test::More::like($res->{body}, $re,
-                         "$name - response_body_like - ok");
     }
 }
 
-sub run_tests {
-    # a daemonized nginx becomes our child, to be reaped at once
-    eval { syscall(157, 36, 1) };
-
-    my @blocks = Test::Base::blocks();
-    for my $pre (@BlockPreprocessors) {
-        $pre->($_) for @blocks;
+sub check_response_body {
+    my ($block, $res, $idx, $rep, $need_array) = @_;
+    my $name = $block->name;
+    my $content = $res ? $res->{content} : undef;
+    if (defined $block->response_body) {
+        my $expected = get_indexed_value($name, scalar $block->response_body,
+                                         $idx, $need_array);
+        if (defined $expected && !ref $expected) {
+            $expected =~ s/\$ServerPort\b/$ServerPort/g;
+            $expected =~ s/\$ServerPortForClient\b/$ServerPortForClient/g;
+            $expected = expand_env_in_text($expected, $name);
+        }
+        my $desc = "$name - response_body - response is expected "
+                   . "(repeated req $rep, req $idx)";
+        if (ref $expected) {
+            like($content, $expected,
+                 "$name - response_body - like (repeated req $rep, "
+                 . "req $idx)");
+        } else {
+            is($content, $expected, $desc);
+        }
+    } elsif (defined $block->response_body_like
+             || defined $block->response_body_unlike)
+    {
+        my $type = defined $block->response_body_like ? 'like' : 'unlike';
+        my $pat = get_indexed_value($name, scalar($type eq 'like'
+                                    ? $block->response_body_like
+                                    : $block->response_body_unlike),
+                                    $idx, $need_array);
+        $pat =~ s/\$ServerPort\b/$ServerPort/g;
+        $pat =~ s/\$ServerPortForClient\b/$ServerPortForClient/g;
+        my $summary = $content // '';
+        $summary =~ s/^\s+|\s+$//g;
+        $summary =~ s/\n/ /g;
+        $summary =~ s/\s{2,}/ /g;
+        my $desc = "$name - response_body_$type - response is expected "
+                   . "($summary)";
+        $type eq 'like' ? like($content, qr/$pat/s, $desc)
+                        : unlike($content, qr/$pat/s, $desc);
     }
-    @blocks = shuffle @blocks unless $NoShuffle;
-
-    for my $block (@blocks) {
-        my $t0 = time;
-        run_block($block);
-        Test::More::diag(sprintf "%.2fs %s", time - $t0, $block->name)
-            if $ENV{TEST_NGINX_TIMING};
-    }
-    stop_nginx();
 }
 
-END {
-    stop_nginx();
+sub fmt_str {
+    my ($s) = @_;
+    chomp $s;
+    $s =~ s/"/\\"/g;
+    $s =~ s/\r/\\r/g;
+    $s =~ s/\n/\\n/g;
+    return $s;
+}
+
+sub log_patterns {
+    my ($pats) = @_;
+    return [$pats] if ref $pats eq 'Regexp';
+    return [@$pats] if ref $pats eq 'ARRAY';
+    chomp $pats;
+    return [split /\n+/, $pats];
+}
+
+# one check per pattern; each pattern is matched against single lines
+sub check_error_log {
+    my ($block, $res, $dry_run, $rep, $need_array) = @_;
+    my $name = $block->name;
+    my $el = $block->error_log;
+    my $nel = $block->no_error_log;
+    my $lines;
+    my %seen_level;
+    for my $p (grep { defined } $el, $nel) {
+        for my $lvl (qw(alert crit emerg)) {
+            $seen_level{$lvl} = 1
+                if grep { defined && "$_" =~ /\Q[$lvl\E/ }
+                   ref $p eq 'ARRAY' ? @$p : ($p);
+        }
+    }
+    my $match = sub {
+        my ($line, $pat) = @_;
+        return ref $pat ? $line =~ /$pat/ : $line =~ /\Q$pat\E/;
+    };
+
+    if (defined $el) {
+        my $pats = log_patterns($el);
+        $lines ||= error_log_data() || [];
+        for my $line (@$lines) {
+            for my $pat (@$pats) {
+                next unless defined $pat && $match->($line, $pat);
+                pass("$name - pattern \"$pat\" matches a line in error.log "
+                     . "(req $rep)");
+                undef $pat;
+            }
+        }
+        for my $pat (grep { defined } @$pats) {
+            fail("$name - pattern \"$pat\" should match a line in error.log "
+                 . "(req $rep)");
+        }
+    }
+
+    if (defined $nel) {
+        my $pats = log_patterns($nel);
+        $lines ||= error_log_data() || [];
+        my %found;
+        for my $i (0 .. $#$lines) {
+            for my $pat (grep { defined } @$pats) {
+                next unless $match->($lines->[$i], $pat);
+                $found{$pat} = 1;
+                my $last = $i + 9 < $#$lines ? $i + 9 : $#$lines;
+                fail("$name - pattern \"" . fmt_str($pat) . "\" should not "
+                     . "match any line in error.log but matches line \""
+                     . fmt_str($lines->[$i]) . "\" (req $rep)\n"
+                     . join '', @$lines[$i + 1 .. $last]);
+            }
+        }
+        for my $pat (grep { defined && !$found{$_} } @$pats) {
+            pass("$name - pattern \"" . fmt_str($pat) . "\" does not match "
+                 . "a line in error.log (req $rep)");
+        }
+    }
+
+    $lines ||= error_log_data(1) || [];
+    for my $line (@$lines) {
+        for my $lvl (qw(alert crit emerg)) {
+            warn "WARNING: $name - " . fmt_str($line) . "\n"
+                if !$seen_level{$lvl} && $line =~ /\[$lvl\]/;
+        }
+        if ($line =~ /\bAssertion .*?failed\b/) {
+            chomp(my $l = $line);
+            fail("$name - $l\n");
+        }
+    }
+}
+
+sub run_test_helper {
+    my ($block, $rep) = @_;
+    my $name = $block->name;
+    my $reqs = get_req_from_block($block);
+    bail_out("$name - request empty") unless @$reqs;
+    my $timeout = parse_time($block->timeout) // timeout();
+    my $need_array = @$reqs > 1;
+
+    for my $idx (0 .. $#$reqs) {
+        my $packets = $reqs->[$idx];
+        my $head_req = $packets->[0][0] =~ /^\s*HEAD\s+/ ? 1 : 0;
+        my $raw = send_request($packets, $timeout, $block);
+        if (!defined $block->ignore_response) {
+            my ($res, $raw_headers) = parse_response($name, $raw, $head_req);
+            check_error_code($block, $res, $idx, $need_array);
+            check_response_headers($block, $res, $raw_headers, $idx,
+                                   $need_array);
+            check_response_body($block, $res, $idx, $rep, $need_array);
+        }
+        if ($idx < $#$reqs) {
+            sleep $block->wait if $block->wait;
+            check_error_log($block, undef, 0, $rep, $need_array);
+        }
+    }
+    sleep $block->wait if $block->wait;
+    check_error_log($block, undef, 0, $rep, $need_array);
 }
 
 1;

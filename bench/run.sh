@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# make bench: the scenarios of bench/README.md, each setup measured in the
+# same run, on loopback.  Prints markdown; `make bench` writes it to
+# bench/RESULTS.md.  Load comes from wrk (bench/keys.lua); instruction
+# counts from valgrind's callgrind.
+#
+#   BENCH_DURATION   seconds per setup in the burst scenarios (default 20)
+#   BENCH_SCENARIOS  which to run (default "burst toohigh overhead scale")
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+B=$top/build/bench
+NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+DUR=${BENCH_DURATION:-20}
+SCENARIOS=${BENCH_SCENARIOS:-"burst toohigh overhead scale"}
+MOCK_PORT=19601
+GW_PORT=19602
+HA_PORT=19603
+
+mkdir -p "$B/logs" "$B/conf"
+ulimit -n 65536 2>/dev/null || true
+
+cleanup() {
+    [ -f "$B/logs/nginx.pid" ] && kill "$(cat "$B/logs/nginx.pid")" 2>/dev/null || true
+    [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true
+    [ -n "${HA_PID:-}" ] && kill "$HA_PID" 2>/dev/null || true
+    sleep 0.3
+}
+trap cleanup EXIT
+
+start_mock() {
+    [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null || true
+    "$top/build/scripting-mock" --listen 127.0.0.1:$MOCK_PORT --quiet "$@" > "$B/mock.out" &
+    MOCK_PID=$!
+    until curl -s -o /dev/null http://127.0.0.1:$MOCK_PORT/__mock/stats; do sleep 0.02; done
+}
+
+mock() { curl -s -X POST "http://127.0.0.1:$MOCK_PORT/__mock/$1" > /dev/null; }
+
+# the upstream's view: "peak_max 429s requests"
+upstream() {
+    curl -s http://127.0.0.1:$MOCK_PORT/__mock/stats | perl -MJSON::PP -e '
+        my $s = decode_json(join "", <STDIN>); my ($p, $n, $r) = (0, 0, 0);
+        for my $k (values %{$s->{keys}}) {
+            $p = $k->{peak_in_flight} if $k->{peak_in_flight} > $p;
+            $n += $k->{status}{429} // 0; $r += $k->{requests};
+        }
+        print "$p $n $r\n";'
+}
+
+# waits until the mock has nothing in flight (a setup's leftovers, such as
+# requests a proxy still had queued, must not fall into the next one)
+drain() {
+    local i
+    for i in $(seq 1 600); do
+        [ "$(curl -s http://127.0.0.1:$MOCK_PORT/__mock/stats | perl -MJSON::PP -e '
+            my $s = decode_json(join "", <STDIN>); my $n = 0;
+            $n += $_->{in_flight} for values %{$s->{keys}}; print $n')" = 0 ] && return
+        sleep 0.1
+    done
+}
+
+# $1 limit, $2 extra directives for the gate locations
+gateway_conf() {
+    local limit=$1 extra=${2:-} workers=${3:-2}
+    cat > "$B/conf/nginx.conf" <<EOF
+load_module $top/build/nginx/ngx_http_scripting_gate_module.so;
+worker_processes $workers;
+worker_rlimit_nofile 65536;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+${NGINX_MAIN_EXTRA:-}
+events { worker_connections 30000; }
+http {
+    access_log off;
+    upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 128; }
+    map \$uri \$script_key {
+        "~^/[a-z_]+/api/v2/scripts/(?:published/)?(?<id>[^/]+)"  "\$id:\$arg_scriptDataVersion:";
+    }
+    scripting_gate_zone ${KEY_VAR:-\$script_key} zone=scripts:${ZONE_SIZE:-16m};
+    limit_conn_zone ${KEY_VAR:-\$script_key} zone=versions:16m;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {
+        listen 127.0.0.1:$GW_PORT backlog=16384;
+        location /plain/ { proxy_pass http://mock/; }
+        location /limit_conn/ {
+            limit_conn versions $limit;
+            limit_conn_status 429;
+            limit_conn_log_level info;
+            proxy_pass http://mock/;
+        }
+        location /gate/ {
+            scripting_gate zone=scripts limit=$limit queue=20000 queue_timeout=60s;
+            $extra
+            proxy_pass http://mock/;
+        }
+        location /gate_retry/ {
+            scripting_gate zone=scripts limit=$limit queue=20000 queue_timeout=60s;
+            scripting_retry on=429 attempts=6 base=50ms cap=1s deadline=30s;
+            $extra
+            proxy_pass http://mock/;
+        }
+        location = /status { scripting_gate_stats; }
+    }
+}
+EOF
+    [ -f "$B/logs/nginx.pid" ] && kill "$(cat "$B/logs/nginx.pid")" 2>/dev/null && sleep 0.5 || true
+    "$NGINX" -p "$B/" -c conf/nginx.conf
+    sleep 0.2
+}
+
+haproxy_conf() {
+    # the queueing anchor: one server, maxconn = the mock's whole capacity
+    # (4 per version x 8 versions), the excess queued by HAProxy
+    cat > "$B/conf/haproxy.cfg" <<EOF
+global
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout queue 60s
+frontend fe
+    bind 127.0.0.1:$HA_PORT
+    default_backend be
+backend be
+    http-reuse always
+    server mock 127.0.0.1:$MOCK_PORT maxconn 32
+EOF
+    haproxy -f "$B/conf/haproxy.cfg" -D -p "$B/logs/haproxy.pid"
+    HA_PID=$(cat "$B/logs/haproxy.pid")
+    sleep 0.2
+}
+
+# one load: $1 label, $2 base URL, $3 connections, $4 seconds
+load() {
+    local label=$1 url=$2 conns=$3 secs=$4 out
+    drain
+    mock reset
+    out=$(VERSIONS=${VERSIONS:-8} PATH_PREFIX="$PREFIX" wrk -t2 -c"$conns" -d"${secs}s" \
+          --timeout 60s -s bench/keys.lua "$url" 2>&1 | grep '^RESULT' || true)
+    # let the answers still in flight land before the upstream is read
+    drain
+    echo "$label|$out|$(upstream)"
+}
+
+row() {
+    # $1 label|RESULT ...|peak 429s upstream_requests ; $2 capacity/s
+    echo "$1" | perl -ne '
+        my ($label, $res, $up) = split /\|/; chomp $up;
+        my %r = $res =~ /(\w+)=(\S+)/g;
+        my %st = map { split /=/ } split /,/, ($r{statuses} // "");
+        my ($peak, $u429, $ureq) = split / /, $up;
+        my $ok = 0; $ok += $st{$_} for grep { /^2/ } keys %st;
+        my $n = $r{requests} || 1; my $d = $r{duration_s} || 1;
+        my $cap = '"$2"';
+        printf "| %s | %d | %.1f %% | %.1f %% | %d | %.1f %% | %s | %s | %s | %d |\n",
+            $label, $n, 100 * $ok / $n, 100 * ($st{429} // 0) / $n, $u429,
+            100 * ($ok / $d) / $cap, $r{p50_ms} // "-", $r{p99_ms} // "-",
+            $r{max_ms} // "-", $peak;'
+}
+
+header() {
+    echo "| setup | client requests | 2xx | 429 | upstream 429s | goodput / capacity | p50 ms | p99 ms | max ms | upstream peak in flight per key |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+}
+
+echo "# Benchmark results"
+echo
+echo "Produced by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d), $(nproc) cores,"
+echo "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'),"
+echo "BENCH_DURATION=$DUR s per setup. Everything on loopback, in one run."
+
+PREFIX=/api/v2/scripts/
+
+if [[ " $SCENARIOS " == *" burst "* ]]; then
+    echo
+    echo "## 1. Burst: the load test from the field"
+    echo
+    echo "The mock: limit 4 in flight per version, 50 ms per request, 8 versions:"
+    echo "capacity 640 requests/s. Load: wrk, 256 connections, $DUR s, spread over"
+    echo "the 8 versions. The gateway's limit is 4 (the true one)."
+    echo
+    start_mock --limit 4 --delay 50
+    gateway_conf 4
+    header
+    PREFIX=/api/v2/scripts/
+    row "$(load 'clients straight at the mock' http://127.0.0.1:$MOCK_PORT 256 "$DUR")" 640
+    PREFIX=/plain/api/v2/scripts/
+    row "$(load 'plain proxy_pass' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+    PREFIX=/limit_conn/api/v2/scripts/
+    row "$(load 'limit_conn 4 per version (status 429)' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+    if command -v haproxy > /dev/null; then
+        haproxy_conf
+        PREFIX=/api/v2/scripts/
+        row "$(load 'HAProxy, maxconn 32 and its queue' http://127.0.0.1:$HA_PORT 256 "$DUR")" 640
+        kill "$HA_PID" 2>/dev/null || true; HA_PID=
+    else
+        echo "| HAProxy | not installed | | | | | | | | |"
+    fi
+    PREFIX=/gate/api/v2/scripts/
+    row "$(load 'scripting_gate limit=4' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+    PREFIX=/gate_retry/api/v2/scripts/
+    row "$(load 'scripting_gate limit=4 + scripting_retry' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+fi
+
+if [[ " $SCENARIOS " == *" toohigh "* ]]; then
+    echo
+    echo "## 2. Limit set too high"
+    echo
+    echo "The same mock (limit 4, 50 ms, 8 versions), the gateway's limit 6: 429s"
+    echo "come back. Retry with the shared cool-down (scripting_retry_after on, the"
+    echo "default) against the same retry with it off. The mock says Retry-After: 1."
+    echo
+    start_mock --limit 4 --delay 50
+    header
+    gateway_conf 6
+    PREFIX=/gate_retry/api/v2/scripts/
+    row "$(load 'gate limit=6 + retry, cool-down on' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+    gateway_conf 6 "scripting_retry_after off;"
+    row "$(load 'gate limit=6 + retry, cool-down off' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+fi
+
+if [[ " $SCENARIOS " == *" overhead "* ]]; then
+    echo
+    echo "## 3. Overhead with no contention"
+    echo
+    echo "The mock answers at once with no limit; the gate's limit (1000) is never"
+    echo "reached. The key of limit_conn and of the gate is \\\$uri here, so that the"
+    echo "figures are the modules' own cost, not that of a regex map for the key. Throughput: wrk, 32 connections, 5 s per setup, the setups"
+    echo "alternated 3 times, one nginx worker (so that the two cores are nginx's"
+    echo "and wrk's). Instructions: one nginx process (master_process off) under"
+    echo "callgrind serves 2000 requests per setup on keep-alive connections; the"
+    echo "count is taken between two callgrind dumps, so start-up is not in it."
+    echo
+    start_mock
+    KEY_VAR='$uri' gateway_conf 1000 "" 1
+    declare -A rps lat
+    for round in 1 2 3; do
+        for s in plain limit_conn gate gate_retry; do
+            PREFIX=/$s/api/v2/scripts/
+            out=$(VERSIONS=8 PATH_PREFIX=$PREFIX wrk -t1 -c32 -d5s -s bench/keys.lua \
+                  http://127.0.0.1:$GW_PORT 2>&1 | grep '^RESULT')
+            n=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
+            d=$(echo "$out" | sed 's/.*duration_s=\([0-9.]*\).*/\1/')
+            p=$(echo "$out" | sed 's/.*p99_ms=\([0-9.]*\).*/\1/')
+            rps[$s]="${rps[$s]:-} $(perl -e "printf '%.0f', $n / $d")"
+            lat[$s]="${lat[$s]:-} $p"
+        done
+    done
+    kill "$(cat "$B/logs/nginx.pid")"; sleep 0.5
+
+    # callgrind: one process, counters zeroed and dumped around each setup
+    rm -f "$B/logs/nginx.pid"
+    sed -e 's/^worker_processes .*/worker_processes 1;/' \
+        -e "s/^pid logs\/nginx.pid;/pid logs\/nginx.pid;\nmaster_process off;\ndaemon off;/" \
+        "$B/conf/nginx.conf" > "$B/conf/callgrind.conf"
+    rm -f "$B"/callgrind.out.*
+    valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.out.%p" \
+        "$NGINX" -p "$B/" -c conf/callgrind.conf > "$B/logs/valgrind.log" 2>&1 &
+    VG=$!
+    until curl -s -o /dev/null http://127.0.0.1:$GW_PORT/plain/api/v2/scripts/x; do sleep 0.2; done
+    urls() {
+        local i
+        for i in $(seq 1 "$2"); do
+            echo "url = \"http://127.0.0.1:$GW_PORT/$1/api/v2/scripts/script-$((i % 8))?scriptDataVersion=1\""
+            echo 'output = "/dev/null"'
+        done > "$B/urls.curl"
+        curl -s -K "$B/urls.curl"
+    }
+    declare -A ir
+    for s in plain limit_conn gate gate_retry; do
+        urls "$s" 200                      # warm up
+        callgrind_control -z "$VG" > /dev/null 2>&1
+        urls "$s" 2000
+        callgrind_control -d "$VG" > /dev/null 2>&1
+        f=$(ls -t "$B"/callgrind.out.* | head -1)
+        ir[$s]=$(grep '^summary:' "$f" | awk '{print $2}')
+    done
+    kill "$VG"; wait "$VG" 2>/dev/null || true
+
+    echo "| setup | requests/s, 3 rounds | mean | vs plain | p99 ms, 3 rounds | instructions per request | vs plain |"
+    echo "|---|---|---|---|---|---|---|"
+    for s in plain limit_conn gate gate_retry; do
+        perl -e '
+            my ($s, $r, $l, $ir, $r0, $ir0) = @ARGV;
+            my @r = split " ", $r; my @r0 = split " ", $r0;
+            my $m = 0; $m += $_ for @r; $m /= @r;
+            my $m0 = 0; $m0 += $_ for @r0; $m0 /= @r0;
+            printf "| %s | %s | %.0f | %.1f %% | %s | %.0f | %+.1f %% |\n",
+                $s, join(", ", @r), $m, 100 * $m / $m0, join(", ", split " ", $l),
+                $ir / 2000, 100 * ($ir - $ir0) / $ir0;' \
+            "$s" "${rps[$s]}" "${lat[$s]}" "${ir[$s]}" "${rps[plain]}" "${ir[plain]}"
+    done
+fi
+
+if [[ " $SCENARIOS " == *" scale "* ]]; then
+    echo
+    echo "## 4. Scale"
+    echo
+    start_mock --delay 60000
+    gateway_conf 1
+    rss() { local t=0 p; for p in $(pgrep -P "$(cat "$B/logs/nginx.pid")"); do
+            t=$((t + $(awk '/VmRSS/ {print $2}' /proc/$p/status))); done; echo $t; }
+    cpu() { local t=0 p; for p in $(pgrep -P "$(cat "$B/logs/nginx.pid")"); do
+            t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
+    rss0=$(rss)
+    # 10000 connections, one request each, for one key with one slot: all
+    # but one wait (the mock answers after a minute)
+    PREFIX=/gate/api/v2/scripts/
+    VERSIONS=1 PATH_PREFIX=$PREFIX wrk -t2 -c10000 -d20s --timeout 60s -s bench/keys.lua \
+        http://127.0.0.1:$GW_PORT > /dev/null 2>&1 &
+    CURL=$!
+    for i in $(seq 1 150); do
+        queued=$(curl -s http://127.0.0.1:$GW_PORT/status | perl -MJSON::PP -e '
+            my $s = decode_json(join "", <STDIN>); print $s->{zones}{scripts}{totals}{queued} // 0')
+        [ "$queued" -ge 9990 ] && break
+        sleep 0.2
+    done
+    rss1=$(rss); c0=$(cpu); sleep 2; c1=$(cpu)
+    kill "$CURL" 2>/dev/null; wait "$CURL" 2>/dev/null || true
+    echo "- $queued requests queued at once for one key (limit 1; wrk, 10 000 connections):"
+    echo "  the workers' memory"
+    echo "  grew by $(( (rss1 - rss0) / 1024 )) MB in all, $(( (rss1 - rss0) * 1024 / queued )) bytes per waiting request"
+    echo "  (request, connection and buffers included); in shared memory a waiter is one"
+    echo "  80-byte ticket (a 128-byte slab chunk). CPU used by the workers while they"
+    echo "  waited: $(( (c1 - c0) * 10 )) ms over 2 s."
+
+    kill "$(cat "$B/logs/nginx.pid")"; sleep 0.5
+    start_mock
+    ZONE_SIZE=256k gateway_conf 2
+    PREFIX=/gate/api/v2/scripts/
+    out=$(VERSIONS=100000 PATH_PREFIX=$PREFIX wrk -t2 -c64 -d10s -s bench/keys.lua \
+          http://127.0.0.1:$GW_PORT 2>&1 | grep '^RESULT')
+    st=$(curl -s http://127.0.0.1:$GW_PORT/status | perl -MJSON::PP -e '
+        my $s = decode_json(join "", <STDIN>)->{zones}{scripts};
+        print "keys in the zone $s->{keys_count}, evicted $s->{evicted}, refused for memory $s->{no_memory}"')
+    echo "- 100 000 distinct keys over a 256 KB zone, wrk 64 connections 10 s:"
+    echo "  \`$out\`; $st."
+fi
