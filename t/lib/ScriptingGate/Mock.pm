@@ -23,10 +23,10 @@ use File::Basename qw(dirname);
 use File::Spec;
 use HTTP::Tiny;
 use IO::Poll qw(POLLIN POLLOUT POLLERR POLLHUP);
-use IO::Socket::INET;
+use IO::Handle;
 use JSON::PP;
-use POSIX ();
-use Socket qw(SOL_SOCKET SO_ERROR IPPROTO_TCP TCP_NODELAY);
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_ERROR IPPROTO_TCP TCP_NODELAY
+              pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time);
 
 my $pid;            # the mock's pid
@@ -190,16 +190,18 @@ sub burst {
         $req .= "\r\n";
         $req .= $o{body} if defined $o{body};
 
-        my $s = IO::Socket::INET->new(Proto => 'tcp', Blocking => 0);
-        my $c = { i => $i, sock => $s, out => $req, in => '',
-                  state => 'connecting' };
+        my $c = { i => $i, out => $req, in => '', state => 'connecting' };
         push @c, $c;
-        unless ($s) {
+        my $s;
+        unless (socket($s, PF_INET, SOCK_STREAM, IPPROTO_TCP)) {
+            # out of descriptors, most likely
             $c->{state} = 'failed';
             next;
         }
+        $c->{sock} = $s;
+        $s->blocking(0);
         setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
-        my $addr = Socket::pack_sockaddr_in($p, Socket::inet_aton($h));
+        my $addr = pack_sockaddr_in($p, inet_aton($h));
         unless (connect($s, $addr)) {
             unless ($! == EINPROGRESS || $! == EWOULDBLOCK || $! == EAGAIN) {
                 $c->{state} = 'failed';
@@ -211,7 +213,7 @@ sub burst {
 
     # 1: every connection established (or failed) before anything is sent
     _loop(\@c, $deadline, sub {
-        my ($c, $ev, $poll) = @_;
+        my ($c) = @_;
         return if $c->{state} ne 'connecting';
         my $err = getsockopt($c->{sock}, SOL_SOCKET, SO_ERROR);
         $err = $err ? unpack('i', $err) : 1;
@@ -237,10 +239,11 @@ sub burst {
             my $r = sysread($c->{sock}, $c->{in}, 65536, length $c->{in});
             if (!defined $r) {
                 return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-                $c->{state} = _complete($c) ? 'done' : 'failed';
+                # a reset: fine only after a whole answer of known length
+                $c->{state} = _complete($c, 0) ? 'done' : 'failed';
             } elsif ($r == 0) {
-                $c->{state} = _complete($c) ? 'done' : 'failed';
-            } elsif (_complete($c) && $c->{length_known}) {
+                $c->{state} = _complete($c, 1) ? 'done' : 'failed';
+            } elsif (_complete($c, 0)) {
                 $c->{state} = 'done';
             }
         }
@@ -298,25 +301,17 @@ sub _loop {
     }
 }
 
-# a whole answer: its head, and all its body when the length is known
+# a whole answer: its head, and all its body when its length is known;
+# otherwise (chunked, or until the close) only at the close
 sub _complete {
-    my ($c) = @_;
+    my ($c, $eof) = @_;
     my $i = index($c->{in}, "\r\n\r\n");
     return 0 if $i < 0;
     my $head = substr($c->{in}, 0, $i);
-    if ($head =~ /^Content-Length:\s*(\d+)\s*$/mi) {
-        $c->{length_known} = 1;
-        return length($c->{in}) - $i - 4 >= $1;
-    }
-    if ($head =~ m{^HTTP/\d\.\d (?:1\d\d|204|304)}) {
-        $c->{length_known} = 1;
-        return 1;
-    }
-    # chunked or until the close: complete only at the close
-    return 0 unless $c->{state} eq 'reading' && !_alive($c);
-    return 1;
+    return length($c->{in}) - $i - 4 >= $1
+        if $head =~ /^Content-Length:[ \t]*(\d+)[ \t]*\r?$/mi;
+    return 1 if $head =~ m{^HTTP/\d\.\d (?:1\d\d|204|304)};
+    return $eof ? 1 : 0;
 }
-
-sub _alive { return 0 }
 
 1;
