@@ -14,71 +14,181 @@
 #include <jansson.h>
 
 
-#define NGX_HTTP_SCRIPTING_GATE_STATS_MAX_KEYS  1000
+#define NGX_HTTP_SCRIPTING_GATE_STATS_MAX_KEYS    1000
+
+#define NGX_HTTP_SCRIPTING_GATE_STATS_JSON        0
+#define NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS  1
+#define NGX_HTTP_SCRIPTING_GATE_STATS_HTML        2
+
+/*
+ * room for a sample line besides its labels: the longest family name,
+ * an "le" label and two numbers
+ */
+#define NGX_HTTP_SCRIPTING_GATE_STATS_LINE        160
 
 
+/* a key's figures, or a zone's totals, out of shared memory */
 typedef struct {
     ngx_str_t                           key;
+    ngx_str_t                           label;      /* {zone="",key=""} */
     ngx_uint_t                          limit;
     ngx_uint_t                          active;
     ngx_uint_t                          queued;
-    ngx_msec_t                          cooldown;
-    ngx_http_scripting_gate_counters_t  counters;
+    ngx_uint_t                          cooldown;   /* ms */
+    ngx_uint_t                          passed;
+    ngx_uint_t                          queued_total;
+    ngx_uint_t                          rejected;
+    ngx_uint_t                          timed_out;
+    ngx_uint_t                          upstream_429;
+    ngx_uint_t                          retries;
 } ngx_http_scripting_gate_stats_key_t;
 
 
 typedef struct {
     ngx_str_t                           name;
+    ngx_str_t                           label;      /* zone="" */
     ngx_array_t                         keys;
     ngx_uint_t                          nkeys;
-    ngx_uint_t                          active;
-    ngx_uint_t                          queued;
     ngx_uint_t                          evicted;
     ngx_uint_t                          no_memory;
     ngx_uint_t                          requests;
     ngx_uint_t                          retrying;
     ngx_uint_t                          exhausted;
-    ngx_http_scripting_gate_counters_t  counters;
+    ngx_http_scripting_gate_stats_key_t totals;
     ngx_http_scripting_gate_hist_t      wait;
     ngx_http_scripting_gate_hist_t      upstream;
 } ngx_http_scripting_gate_stats_zone_t;
 
 
+/* a Prometheus family whose value is an ngx_uint_t at "offset" */
 typedef struct {
-    ngx_http_request_t                 *request;
+    char                               *name;
+    char                               *type;
+    char                               *help;
+    size_t                              offset;
+    ngx_uint_t                          ms;         /* shown as seconds */
+} ngx_http_scripting_gate_stats_family_t;
+
+
+/* the response text, appended to a chain of pool buffers */
+typedef struct {
+    ngx_pool_t                         *pool;
     ngx_chain_t                        *out;
     ngx_chain_t                       **last;
     ngx_buf_t                          *buf;
     off_t                               size;
-} ngx_http_scripting_gate_text_t;
+} ngx_http_scripting_gate_stats_text_t;
 
 
 static ngx_int_t ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_stats_header(ngx_http_request_t *r,
+    char *name, char *value);
 static ngx_array_t *ngx_http_scripting_gate_stats_snapshot(
     ngx_http_request_t *r, ngx_uint_t max_keys);
+static void ngx_http_scripting_gate_stats_copy(
+    ngx_http_scripting_gate_stats_key_t *k,
+    ngx_http_scripting_gate_counters_t *c);
+static ngx_int_t ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool,
+    ngx_str_t *s);
+static size_t ngx_http_scripting_gate_stats_utf8_len(u_char *p, u_char *end);
 static void ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_stats_json(ngx_http_request_t *r,
-    ngx_array_t *zones, ngx_uint_t max_keys, ngx_chain_t *out);
+    ngx_array_t *zones, ngx_chain_t *out);
 static json_t *ngx_http_scripting_gate_stats_counters(
-    ngx_http_scripting_gate_counters_t *c);
+    ngx_http_scripting_gate_stats_key_t *k);
 static json_t *ngx_http_scripting_gate_stats_hist(
     ngx_http_scripting_gate_hist_t *h);
 static ngx_int_t ngx_http_scripting_gate_stats_prometheus(
     ngx_http_request_t *r, ngx_array_t *zones,
-    ngx_http_scripting_gate_text_t *t);
-static ngx_int_t ngx_http_scripting_gate_text(
-    ngx_http_scripting_gate_text_t *t, size_t max, const char *fmt, ...);
-static u_char *ngx_http_scripting_gate_label(u_char *p, ngx_str_t *s);
+    ngx_http_scripting_gate_stats_text_t *t);
+static ngx_int_t ngx_http_scripting_gate_stats_labels(ngx_pool_t *pool,
+    ngx_array_t *zones);
+static ngx_int_t ngx_http_scripting_gate_stats_text(
+    ngx_http_scripting_gate_stats_text_t *t, size_t max, const char *fmt, ...);
+static u_char *ngx_http_scripting_gate_stats_escape(u_char *p, ngx_str_t *s);
+static u_char *ngx_http_scripting_gate_stats_seconds(u_char *p, ngx_msec_t ms);
 
 
-/* the Prometheus families of the counters, in their order in memory */
-static ngx_str_t  ngx_http_scripting_gate_counter_names[] = {
-    ngx_string("passed"),
-    ngx_string("queued"),
-    ngx_string("rejected"),
-    ngx_string("timed_out"),
-    ngx_string("upstream_429"),
-    ngx_string("retries")
+#define ngx_http_scripting_gate_stats_key_field(field)                        \
+    offsetof(ngx_http_scripting_gate_stats_key_t, field)
+
+#define ngx_http_scripting_gate_stats_zone_field(field)                       \
+    offsetof(ngx_http_scripting_gate_stats_zone_t, field)
+
+
+/*
+ * The per-key families.  The gauge of the queue is "waiting", not
+ * "queued": "queued" is the counter family scripting_gate_queued_total,
+ * and OpenMetrics names a counter without its _total suffix, so a gauge of
+ * the same name would clash with it there.
+ */
+static ngx_http_scripting_gate_stats_family_t
+    ngx_http_scripting_gate_stats_key_families[] =
+{
+    { "limit", "gauge",
+      "Requests allowed in flight to the upstream.",
+      ngx_http_scripting_gate_stats_key_field(limit), 0 },
+
+    { "active", "gauge",
+      "Requests in flight to the upstream.",
+      ngx_http_scripting_gate_stats_key_field(active), 0 },
+
+    { "waiting", "gauge",
+      "Requests waiting in the queue.",
+      ngx_http_scripting_gate_stats_key_field(queued), 0 },
+
+    { "cooldown_seconds", "gauge",
+      "Seconds left of the key's cool-down.",
+      ngx_http_scripting_gate_stats_key_field(cooldown), 1 },
+
+    { "passed_total", "counter",
+      "Requests that got a slot.",
+      ngx_http_scripting_gate_stats_key_field(passed), 0 },
+
+    { "queued_total", "counter",
+      "Requests that had to queue.",
+      ngx_http_scripting_gate_stats_key_field(queued_total), 0 },
+
+    { "rejected_total", "counter",
+      "Requests rejected: queue full or key cooling down.",
+      ngx_http_scripting_gate_stats_key_field(rejected), 0 },
+
+    { "timed_out_total", "counter",
+      "Requests rejected after their queue timeout.",
+      ngx_http_scripting_gate_stats_key_field(timed_out), 0 },
+
+    { "upstream_429_total", "counter",
+      "429 answers of the upstream.",
+      ngx_http_scripting_gate_stats_key_field(upstream_429), 0 },
+
+    { "retries_total", "counter",
+      "Retries sent to the upstream.",
+      ngx_http_scripting_gate_stats_key_field(retries), 0 },
+
+    { NULL, NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_scripting_gate_stats_family_t
+    ngx_http_scripting_gate_stats_zone_families[] =
+{
+    { "keys", "gauge",
+      "Keys in the zone.",
+      ngx_http_scripting_gate_stats_zone_field(nkeys), 0 },
+
+    { "evicted_total", "counter",
+      "Idle keys evicted to make room.",
+      ngx_http_scripting_gate_stats_zone_field(evicted), 0 },
+
+    { "no_memory_total", "counter",
+      "Requests refused because the zone was full.",
+      ngx_http_scripting_gate_stats_zone_field(no_memory), 0 },
+
+    { "retry_budget_exhausted_total", "counter",
+      "Retries refused by the retry budget.",
+      ngx_http_scripting_gate_stats_zone_field(exhausted), 0 },
+
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 
@@ -136,14 +246,14 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                            rc;
-    ngx_str_t                            format;
-    ngx_uint_t                           html;
-    ngx_chain_t                          out;
-    ngx_array_t                         *zones;
-    ngx_table_elt_t                     *h;
-    ngx_http_scripting_gate_text_t       text;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
+    ngx_int_t                             rc;
+    ngx_str_t                             arg;
+    ngx_uint_t                            format;
+    ngx_chain_t                           out;
+    ngx_array_t                          *zones;
+    ngx_table_elt_t                      *accept;
+    ngx_http_scripting_gate_stats_text_t  text;
+    ngx_http_scripting_gate_loc_conf_t   *glcf;
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
@@ -153,19 +263,13 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_scripting_gate_stats_header(r, "Allow",
+                                                 glcf->stats_reset
+                                                 ? "GET, HEAD, DELETE"
+                                                 : "GET, HEAD")
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-
-        if (glcf->stats_reset) {
-            ngx_str_set(&h->value, "GET, HEAD, DELETE");
-
-        } else {
-            ngx_str_set(&h->value, "GET, HEAD");
         }
 
         return NGX_HTTP_NOT_ALLOWED;
@@ -176,39 +280,51 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    html = 0;
+    format = NGX_HTTP_SCRIPTING_GATE_STATS_JSON;
 
-    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK) {
+    if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK) {
 
-        if (format.len == 4 && ngx_strncmp(format.data, "json", 4) == 0) {
-            /* void */
+        if (arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0) {
+            format = NGX_HTTP_SCRIPTING_GATE_STATS_JSON;
 
-        } else if (format.len == 10
-                   && ngx_strncmp(format.data, "prometheus", 10) == 0)
+        } else if (arg.len == 10 && ngx_strncmp(arg.data, "prometheus", 10)
+                                    == 0)
         {
-            html = 2;
+            format = NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS;
 
-        } else if (format.len == 4 && ngx_strncmp(format.data, "html", 4) == 0)
-        {
-            html = 1;
+        } else if (arg.len == 4 && ngx_strncmp(arg.data, "html", 4) == 0) {
+            format = NGX_HTTP_SCRIPTING_GATE_STATS_HTML;
 
         } else {
             return NGX_HTTP_BAD_REQUEST;
         }
 
-    } else if (r->headers_in.accept
-               && ngx_strlcasestrn(r->headers_in.accept->value.data,
-                                   r->headers_in.accept->value.data
-                                   + r->headers_in.accept->value.len,
-                                   (u_char *) "text/html", 9 - 1)
-                  != NULL)
-    {
-        html = 1;
+    } else {
+        /* a browser pointed at the bare URL gets the page */
+
+        accept = r->headers_in.accept;
+
+        if (accept
+            && ngx_strlcasestrn(accept->value.data,
+                                accept->value.data + accept->value.len,
+                                (u_char *) "text/html", 9 - 1)
+               != NULL)
+        {
+            format = NGX_HTTP_SCRIPTING_GATE_STATS_HTML;
+        }
+
+        /* the answer depends on Accept only when no format is asked for */
+
+        if (ngx_http_scripting_gate_stats_header(r, "Vary", "Accept")
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     out.next = NULL;
 
-    if (html == 1) {
+    if (format == NGX_HTTP_SCRIPTING_GATE_STATS_HTML) {
         out.buf = ngx_calloc_buf(r->pool);
         if (out.buf == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -231,9 +347,9 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (html == 2) {
-            ngx_memzero(&text, sizeof(ngx_http_scripting_gate_text_t));
-            text.request = r;
+        if (format == NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS) {
+            ngx_memzero(&text, sizeof(ngx_http_scripting_gate_stats_text_t));
+            text.pool = r->pool;
             text.last = &text.out;
 
             if (ngx_http_scripting_gate_stats_prometheus(r, zones, &text)
@@ -251,11 +367,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
             r->headers_out.content_length_n = text.size;
 
         } else {
-            if (ngx_http_scripting_gate_stats_json(r, zones,
-                                                   glcf->stats_max_keys,
-                                                   &out)
-                != NGX_OK)
-            {
+            if (ngx_http_scripting_gate_stats_json(r, zones, &out) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
@@ -267,14 +379,13 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.status = NGX_HTTP_OK;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    /* live figures: a cache in between would show a frozen page */
+
+    if (ngx_http_scripting_gate_stats_header(r, "Cache-Control", "no-cache")
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache");
 
     rc = ngx_http_send_header(r);
 
@@ -286,12 +397,34 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 }
 
 
+static ngx_int_t
+ngx_http_scripting_gate_stats_header(ngx_http_request_t *r, char *name,
+    char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(name);
+    h->key.data = (u_char *) name;
+    h->value.len = ngx_strlen(value);
+    h->value.data = (u_char *) value;
+
+    return NGX_OK;
+}
+
+
 static ngx_array_t *
 ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
     ngx_uint_t max_keys)
 {
+    ngx_int_t                              rc;
     ngx_msec_t                             now;
-    ngx_uint_t                             i;
+    ngx_uint_t                             i, j;
     ngx_queue_t                           *q;
     ngx_array_t                           *zones;
     ngx_shm_zone_t                       **shm_zone;
@@ -311,7 +444,6 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
     }
 
     shm_zone = gmcf->zones.elts;
-    now = ngx_current_msec;
 
     for (i = 0; i < gmcf->zones.nelts; i++) {
         zone = shm_zone[i]->data;
@@ -325,48 +457,66 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
         ngx_memzero(z, sizeof(ngx_http_scripting_gate_stats_zone_t));
         z->name = shm_zone[i]->shm.name;
 
-        if (ngx_array_init(&z->keys, r->pool, 16,
-                           sizeof(ngx_http_scripting_gate_stats_key_t))
-            != NGX_OK)
-        {
-            return NULL;
-        }
+        rc = NGX_OK;
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
+        /*
+         * the gate waits for this mutex too: only copying here, and pool
+         * allocations that fail by leaving the loop, not by returning
+         */
+
+        now = ngx_current_msec;
+
         z->nkeys = sh->keys;
-        z->active = sh->active;
         z->evicted = sh->evicted;
         z->no_memory = sh->no_memory;
         z->requests = sh->requests;
         z->retrying = sh->retrying;
         z->exhausted = sh->budget_exhausted;
-        z->counters = sh->counters;
+        z->totals.active = sh->active;
+        ngx_http_scripting_gate_stats_copy(&z->totals, &sh->counters);
         z->wait = sh->wait;
         z->upstream = sh->upstream;
 
-        for (q = ngx_queue_head(&sh->lru);
+        if (ngx_array_init(&z->keys, r->pool,
+                           ngx_max(ngx_min(sh->keys, max_keys), 1),
+                           sizeof(ngx_http_scripting_gate_stats_key_t))
+            != NGX_OK)
+        {
+            rc = NGX_ERROR;
+            q = ngx_queue_sentinel(&sh->lru);
+
+        } else {
+            q = ngx_queue_head(&sh->lru);
+        }
+
+        /* most recently used first */
+
+        for ( /* void */ ;
              q != ngx_queue_sentinel(&sh->lru);
              q = ngx_queue_next(q))
         {
             node = ngx_queue_data(q, ngx_http_scripting_gate_node_t, lru);
 
-            z->queued += node->queued;
+            z->totals.queued += node->queued;
 
-            if (z->keys.nelts >= max_keys) {
+            if (z->keys.nelts >= max_keys || rc != NGX_OK) {
                 continue;
             }
 
             k = ngx_array_push(&z->keys);
             if (k == NULL) {
-                break;
+                rc = NGX_ERROR;
+                continue;
             }
 
             k->key.len = node->len;
             k->key.data = ngx_pnalloc(r->pool, node->len);
             if (k->key.data == NULL) {
                 z->keys.nelts--;
-                break;
+                rc = NGX_ERROR;
+                continue;
             }
 
             ngx_memcpy(k->key.data, node->data, node->len);
@@ -374,16 +524,157 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
             k->limit = node->limit;
             k->active = node->active;
             k->queued = node->queued;
-            k->counters = node->counters;
             k->cooldown = (node->cooldown_until
                            && (ngx_msec_int_t) (node->cooldown_until - now) > 0)
                           ? node->cooldown_until - now : 0;
+
+            ngx_http_scripting_gate_stats_copy(k, &node->counters);
         }
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (rc != NGX_OK) {
+            return NULL;
+        }
+
+        /* names are shown as text, out of the lock */
+
+        if (ngx_http_scripting_gate_stats_utf8(r->pool, &z->name) != NGX_OK) {
+            return NULL;
+        }
+
+        k = z->keys.elts;
+
+        for (j = 0; j < z->keys.nelts; j++) {
+            if (ngx_http_scripting_gate_stats_utf8(r->pool, &k[j].key)
+                != NGX_OK)
+            {
+                return NULL;
+            }
+        }
     }
 
     return zones;
+}
+
+
+static void
+ngx_http_scripting_gate_stats_copy(ngx_http_scripting_gate_stats_key_t *k,
+    ngx_http_scripting_gate_counters_t *c)
+{
+    k->passed = c->passed;
+    k->queued_total = c->queued_total;
+    k->rejected = c->rejected;
+    k->timed_out = c->timed_out;
+    k->upstream_429 = c->upstream_429;
+    k->retries = c->retries;
+}
+
+
+/*
+ * JSON and the Prometheus text are UTF-8, while a key holds whatever bytes
+ * the request had: a byte that is not part of a valid sequence is shown as
+ * \xHH instead, so that one odd key cannot break the whole answer
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
+{
+    size_t   n;
+    u_char  *p, *d, *end, *dst;
+
+    end = s->data + s->len;
+
+    for (p = s->data; p < end; p += n) {
+        n = ngx_http_scripting_gate_stats_utf8_len(p, end);
+        if (n == 0) {
+            break;
+        }
+    }
+
+    if (p == end) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(pool, s->len * 4);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = ngx_cpymem(dst, s->data, p - s->data);
+
+    while (p < end) {
+        n = ngx_http_scripting_gate_stats_utf8_len(p, end);
+
+        if (n == 0) {
+            d = ngx_sprintf(d, "\\x%02Xd", *p++);
+            continue;
+        }
+
+        d = ngx_cpymem(d, p, n);
+        p += n;
+    }
+
+    s->data = dst;
+    s->len = d - dst;
+
+    return NGX_OK;
+}
+
+
+/*
+ * the length of the valid UTF-8 sequence at p, or 0 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF; jansson is as strict)
+ */
+
+static size_t
+ngx_http_scripting_gate_stats_utf8_len(u_char *p, u_char *end)
+{
+    size_t    len, i;
+    uint32_t  u, min;
+
+    u = *p;
+
+    if (u < 0x80) {
+        return 1;
+    }
+
+    if (u >= 0xc2 && u <= 0xdf) {
+        len = 2;
+        u &= 0x1f;
+        min = 0x80;
+
+    } else if (u >= 0xe0 && u <= 0xef) {
+        len = 3;
+        u &= 0x0f;
+        min = 0x800;
+
+    } else if (u >= 0xf0 && u <= 0xf4) {
+        len = 4;
+        u &= 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - p) < len) {
+        return 0;
+    }
+
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        u = (u << 6) | (p[i] & 0x3f);
+    }
+
+    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+        return 0;
+    }
+
+    return len;
 }
 
 
@@ -399,6 +690,12 @@ ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r)
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
     shm_zone = gmcf->zones.elts;
+
+    /*
+     * counters and histograms only: limit, active, queued, the cool-downs
+     * and the retry budget's requests under way are live state the gate
+     * works with
+     */
 
     for (i = 0; i < gmcf->zones.nelts; i++) {
         zone = shm_zone[i]->data;
@@ -433,10 +730,11 @@ ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
-    ngx_uint_t max_keys, ngx_chain_t *out)
+    ngx_chain_t *out)
 {
     char                                  *s;
     json_t                                *root, *jzones, *jz, *jkeys, *jk;
+    json_t                                *totals;
     ngx_buf_t                             *b;
     ngx_uint_t                             i, j;
     ngx_time_t                            *tp;
@@ -459,10 +757,14 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
 
     for (i = 0; i < zones->nelts; i++) {
         jkeys = json_object();
+        if (jkeys == NULL) {
+            goto done;
+        }
+
         k = z[i].keys.elts;
 
-        for (j = 0; jkeys && j < z[i].keys.nelts; j++) {
-            jk = ngx_http_scripting_gate_stats_counters(&k[j].counters);
+        for (j = 0; j < z[i].keys.nelts; j++) {
+            jk = ngx_http_scripting_gate_stats_counters(&k[j]);
 
             if (jk == NULL
                 || json_object_set_new(jk, "limit", json_integer(k[j].limit))
@@ -479,13 +781,23 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
             }
         }
 
+        totals = ngx_http_scripting_gate_stats_counters(&z[i].totals);
+
+        if (totals == NULL
+            || json_object_set_new(totals, "active",
+                                   json_integer(z[i].totals.active))
+            || json_object_set_new(totals, "queued",
+                                   json_integer(z[i].totals.queued)))
+        {
+            goto done;
+        }
+
         jz = json_pack("{s:o, s:o, s:I, s:b, s:I, s:I, s:{s:I, s:I, s:I},"
                        " s:{s:o, s:o}}",
                        "keys", jkeys,
-                       "totals",
-                       ngx_http_scripting_gate_stats_counters(&z[i].counters),
+                       "totals", totals,
                        "keys_count", (json_int_t) z[i].nkeys,
-                       "keys_truncated", z[i].nkeys > max_keys,
+                       "keys_truncated", z[i].nkeys > z[i].keys.nelts,
                        "evicted", (json_int_t) z[i].evicted,
                        "no_memory", (json_int_t) z[i].no_memory,
                        "retry_budget",
@@ -498,17 +810,9 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
                        "upstream_ms",
                        ngx_http_scripting_gate_stats_hist(&z[i].upstream));
 
-        if (jz == NULL) {
-            goto done;
-        }
-
-        json_object_set_new(json_object_get(jz, "totals"), "active",
-                            json_integer(z[i].active));
-        json_object_set_new(json_object_get(jz, "totals"), "queued",
-                            json_integer(z[i].queued));
-
-        if (json_object_setn_new(jzones, (char *) z[i].name.data,
-                                 z[i].name.len, jz))
+        if (jz == NULL
+            || json_object_setn_new(jzones, (char *) z[i].name.data,
+                                    z[i].name.len, jz))
         {
             goto done;
         }
@@ -516,9 +820,13 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
 
     tp = ngx_timeofday();
 
-    json_object_set_new(root, "time_ms",
-                        json_integer((json_int_t) tp->sec * 1000 + tp->msec));
-    json_object_set_new(root, "pid", json_integer((json_int_t) ngx_pid));
+    if (json_object_set_new(root, "time_ms",
+                            json_integer((json_int_t) tp->sec * 1000
+                                         + tp->msec))
+        || json_object_set_new(root, "pid", json_integer((json_int_t) ngx_pid)))
+    {
+        goto done;
+    }
 
     s = json_dumps(root, JSON_COMPACT);
 
@@ -527,6 +835,8 @@ done:
     ngx_http_scripting_gate_json_use_pool(NULL);
 
     if (s == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "scripting_gate_stats: building the JSON failed");
         return NGX_ERROR;
     }
 
@@ -549,19 +859,19 @@ done:
 
 
 static json_t *
-ngx_http_scripting_gate_stats_counters(ngx_http_scripting_gate_counters_t *c)
+ngx_http_scripting_gate_stats_counters(ngx_http_scripting_gate_stats_key_t *k)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-                     "passed", (json_int_t) c->passed,
-                     "queued_total", (json_int_t) c->queued_total,
-                     "rejected", (json_int_t) c->rejected,
-                     "timed_out", (json_int_t) c->timed_out,
-                     "upstream_429", (json_int_t) c->upstream_429,
-                     "retries", (json_int_t) c->retries);
+                     "passed", (json_int_t) k->passed,
+                     "queued_total", (json_int_t) k->queued_total,
+                     "rejected", (json_int_t) k->rejected,
+                     "timed_out", (json_int_t) k->timed_out,
+                     "upstream_429", (json_int_t) k->upstream_429,
+                     "retries", (json_int_t) k->retries);
 }
 
 
-/* buckets are cumulative, as in Prometheus */
+/* buckets are cumulative, as in Prometheus, so that the two agree */
 
 static json_t *
 ngx_http_scripting_gate_stats_hist(ngx_http_scripting_gate_hist_t *h)
@@ -602,64 +912,36 @@ ngx_http_scripting_gate_stats_hist(ngx_http_scripting_gate_hist_t *h)
 
 static ngx_int_t
 ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
-    ngx_array_t *zones, ngx_http_scripting_gate_text_t *t)
+    ngx_array_t *zones, ngx_http_scripting_gate_stats_text_t *t)
 {
-    u_char                                *zl, *kl;
-    ngx_uint_t                             i, j, c, b, sum, *cv;
-    ngx_http_scripting_gate_hist_t        *h;
-    ngx_http_scripting_gate_stats_key_t   *k;
-    ngx_http_scripting_gate_stats_zone_t  *z;
-
-    static struct {
-        char                              *name;
-        char                              *help;
-        char                              *type;
-    } gauges[] = {
-        { "limit", "Requests allowed in flight to the upstream.", "gauge" },
-        { "active", "Requests in flight to the upstream.", "gauge" },
-        { "waiting", "Requests waiting in the queue.", "gauge" },
-        { "cooldown_seconds", "Seconds left of the key's cool-down.",
-          "gauge" }
-    };
-
-    static char  *counter_help[] = {
-        "Requests that got a slot.",
-        "Requests that had to queue.",
-        "Requests rejected: queue full or key cooling down.",
-        "Requests rejected after their queue timeout.",
-        "429 answers of the upstream.",
-        "Retries sent to the upstream."
-    };
+    u_char                                  le[NGX_INT_T_LEN + 5], *p;
+    ngx_int_t                               rc;
+    ngx_uint_t                              i, j, b, c, v, sum;
+    ngx_http_scripting_gate_hist_t         *h;
+    ngx_http_scripting_gate_stats_key_t    *k;
+    ngx_http_scripting_gate_stats_zone_t   *z;
+    ngx_http_scripting_gate_stats_family_t *f;
 
     static char  *hists[][2] = {
         { "queue_wait_seconds", "Time spent queued." },
         { "upstream_seconds", "Time a slot was held by an attempt." }
     };
 
+    if (ngx_http_scripting_gate_stats_labels(r->pool, zones) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     z = zones->elts;
 
-#define label_max(s)  (sizeof("{zone=\"\",key=\"\"} ") + 2 * (s))
+    /* per key, one family after the other, as the format requires */
 
-    /* per key gauges and counters, one family after the other */
+    for (f = ngx_http_scripting_gate_stats_key_families; f->name; f++) {
 
-    for (c = 0; c < 4 + 6; c++) {
-
-        if (c < 4) {
-            if (ngx_http_scripting_gate_text(t, 256,
-                    "# HELP scripting_gate_%s %s\n# TYPE scripting_gate_%s %s\n",
-                    gauges[c].name, gauges[c].help, gauges[c].name,
-                    gauges[c].type) != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-        } else if (ngx_http_scripting_gate_text(t, 256,
-                       "# HELP scripting_gate_%V_total %s\n"
-                       "# TYPE scripting_gate_%V_total counter\n",
-                       &ngx_http_scripting_gate_counter_names[c - 4],
-                       counter_help[c - 4],
-                       &ngx_http_scripting_gate_counter_names[c - 4])
-                   != NGX_OK)
+        if (ngx_http_scripting_gate_stats_text(t, 512,
+                "# HELP scripting_gate_%s %s\n"
+                "# TYPE scripting_gate_%s %s\n",
+                f->name, f->help, f->name, f->type)
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -668,59 +950,22 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
             k = z[i].keys.elts;
 
             for (j = 0; j < z[i].keys.nelts; j++) {
-                zl = ngx_pnalloc(r->pool, label_max(z[i].name.len
-                                                    + k[j].key.len));
-                if (zl == NULL) {
-                    return NGX_ERROR;
-                }
+                v = *(ngx_uint_t *) ((u_char *) &k[j] + f->offset);
 
-                kl = ngx_cpymem(zl, "{zone=\"", 7);
-                kl = ngx_http_scripting_gate_label(kl, &z[i].name);
-                kl = ngx_cpymem(kl, "\",key=\"", 7);
-                kl = ngx_http_scripting_gate_label(kl, &k[j].key);
-                kl = ngx_cpymem(kl, "\"}", 2);
-
-                if (c == 0) {
-                    sum = k[j].limit;
-
-                } else if (c == 1) {
-                    sum = k[j].active;
-
-                } else if (c == 2) {
-                    sum = k[j].queued;
-
-                } else if (c == 3) {
-                    sum = 0;
-
-                    if (ngx_http_scripting_gate_text(t, kl - zl + 64,
-                            "scripting_gate_cooldown_seconds%*s %ui.%03ui\n",
-                            kl - zl, zl, k[j].cooldown / 1000,
-                            k[j].cooldown % 1000) != NGX_OK)
-                    {
-                        return NGX_ERROR;
-                    }
-
-                    continue;
+                if (f->ms) {
+                    rc = ngx_http_scripting_gate_stats_text(t,
+                            k[j].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                            "scripting_gate_%s%V %ui.%03ui\n",
+                            f->name, &k[j].label, v / 1000, v % 1000);
 
                 } else {
-                    cv = (ngx_uint_t *) &k[j].counters;
-                    sum = cv[c - 4];
+                    rc = ngx_http_scripting_gate_stats_text(t,
+                            k[j].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                            "scripting_gate_%s%V %ui\n",
+                            f->name, &k[j].label, v);
                 }
 
-                if (c < 4) {
-                    if (ngx_http_scripting_gate_text(t, kl - zl + 64,
-                            "scripting_gate_%s%*s %ui\n", gauges[c].name,
-                            kl - zl, zl, sum) != NGX_OK)
-                    {
-                        return NGX_ERROR;
-                    }
-
-                } else if (ngx_http_scripting_gate_text(t, kl - zl + 64,
-                               "scripting_gate_%V_total%*s %ui\n",
-                               &ngx_http_scripting_gate_counter_names[c - 4],
-                               kl - zl, zl, sum)
-                           != NGX_OK)
-                {
+                if (rc != NGX_OK) {
                     return NGX_ERROR;
                 }
             }
@@ -729,61 +974,37 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
 
     /* per zone */
 
-    if (ngx_http_scripting_gate_text(t, 512,
-            "# HELP scripting_gate_keys Keys in the zone.\n"
-            "# TYPE scripting_gate_keys gauge\n") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    for (f = ngx_http_scripting_gate_stats_zone_families; f->name; f++) {
 
-    for (i = 0; i < zones->nelts; i++) {
-        if (ngx_http_scripting_gate_text(t, z[i].name.len * 2 + 64,
-                "scripting_gate_keys{zone=\"%V\"} %ui\n", &z[i].name,
-                z[i].nkeys) != NGX_OK)
+        if (ngx_http_scripting_gate_stats_text(t, 512,
+                "# HELP scripting_gate_%s %s\n"
+                "# TYPE scripting_gate_%s %s\n",
+                f->name, f->help, f->name, f->type)
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
-    }
 
-    if (ngx_http_scripting_gate_text(t, 512,
-            "# HELP scripting_gate_evicted_total Idle keys evicted.\n"
-            "# TYPE scripting_gate_evicted_total counter\n") != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+        for (i = 0; i < zones->nelts; i++) {
+            v = *(ngx_uint_t *) ((u_char *) &z[i] + f->offset);
 
-    for (i = 0; i < zones->nelts; i++) {
-        if (ngx_http_scripting_gate_text(t, z[i].name.len * 2 + 64,
-                "scripting_gate_evicted_total{zone=\"%V\"} %ui\n",
-                &z[i].name, z[i].evicted) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (ngx_http_scripting_gate_text(t, 512,
-            "# HELP scripting_gate_retry_budget_exhausted_total Retries "
-            "refused by the retry budget.\n"
-            "# TYPE scripting_gate_retry_budget_exhausted_total counter\n")
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < zones->nelts; i++) {
-        if (ngx_http_scripting_gate_text(t, z[i].name.len * 2 + 64,
-                "scripting_gate_retry_budget_exhausted_total{zone=\"%V\"} "
-                "%ui\n", &z[i].name, z[i].exhausted) != NGX_OK)
-        {
-            return NGX_ERROR;
+            if (ngx_http_scripting_gate_stats_text(t,
+                    z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                    "scripting_gate_%s{%V} %ui\n", f->name, &z[i].label, v)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
     }
 
     for (c = 0; c < 2; c++) {
-        if (ngx_http_scripting_gate_text(t, 256,
+
+        if (ngx_http_scripting_gate_stats_text(t, 512,
                 "# HELP scripting_gate_%s %s\n"
                 "# TYPE scripting_gate_%s histogram\n",
-                hists[c][0], hists[c][1], hists[c][0]) != NGX_OK)
+                hists[c][0], hists[c][1], hists[c][0])
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -796,64 +1017,113 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
                 sum += h->count[b];
 
                 if (b == NGX_HTTP_SCRIPTING_GATE_BUCKETS - 1) {
-                    if (ngx_http_scripting_gate_text(t, z[i].name.len + 128,
-                            "scripting_gate_%s_bucket{zone=\"%V\",le=\"+Inf\"}"
-                            " %ui\n", hists[c][0], &z[i].name, sum) != NGX_OK)
-                    {
-                        return NGX_ERROR;
-                    }
+                    p = ngx_cpymem(le, "+Inf", 4);
 
-                    continue;
+                } else {
+                    p = ngx_http_scripting_gate_stats_seconds(le,
+                                           ngx_http_scripting_gate_buckets[b]);
                 }
 
-                if (ngx_http_scripting_gate_text(t, z[i].name.len + 128,
-                        "scripting_gate_%s_bucket{zone=\"%V\",le=\"%ui.%03ui\"}"
-                        " %ui\n", hists[c][0], &z[i].name,
-                        ngx_http_scripting_gate_buckets[b] / 1000,
-                        ngx_http_scripting_gate_buckets[b] % 1000, sum)
+                if (ngx_http_scripting_gate_stats_text(t,
+                        z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                        "scripting_gate_%s_bucket{%V,le=\"%*s\"} %ui\n",
+                        hists[c][0], &z[i].label, (size_t) (p - le), le, sum)
                     != NGX_OK)
                 {
                     return NGX_ERROR;
                 }
             }
 
-            if (ngx_http_scripting_gate_text(t, z[i].name.len + 128,
-                    "scripting_gate_%s_sum{zone=\"%V\"} %ui.%03ui\n"
-                    "scripting_gate_%s_count{zone=\"%V\"} %ui\n",
-                    hists[c][0], &z[i].name, h->sum / 1000, h->sum % 1000,
-                    hists[c][0], &z[i].name, h->total) != NGX_OK)
+            if (ngx_http_scripting_gate_stats_text(t,
+                    z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                    "scripting_gate_%s_sum{%V} %ui.%03ui\n",
+                    hists[c][0], &z[i].label, (ngx_uint_t) h->sum / 1000,
+                    (ngx_uint_t) h->sum % 1000)
+                != NGX_OK
+                || ngx_http_scripting_gate_stats_text(t,
+                       z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                       "scripting_gate_%s_count{%V} %ui\n",
+                       hists[c][0], &z[i].label, (ngx_uint_t) h->total)
+                   != NGX_OK)
             {
                 return NGX_ERROR;
             }
         }
     }
 
-#undef label_max
+    return NGX_OK;
+}
+
+
+/* the label sets, escaped once rather than once per family */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_labels(ngx_pool_t *pool, ngx_array_t *zones)
+{
+    u_char                                *p;
+    ngx_uint_t                             i, j;
+    ngx_http_scripting_gate_stats_key_t   *k;
+    ngx_http_scripting_gate_stats_zone_t  *z;
+
+    z = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+
+        p = ngx_pnalloc(pool, sizeof("zone=\"\"") - 1 + 2 * z[i].name.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        z[i].label.data = p;
+        p = ngx_cpymem(p, "zone=\"", 6);
+        p = ngx_http_scripting_gate_stats_escape(p, &z[i].name);
+        *p++ = '"';
+        z[i].label.len = p - z[i].label.data;
+
+        k = z[i].keys.elts;
+
+        for (j = 0; j < z[i].keys.nelts; j++) {
+            p = ngx_pnalloc(pool, sizeof("{,key=\"\"}") - 1 + z[i].label.len
+                                  + 2 * k[j].key.len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            k[j].label.data = p;
+            *p++ = '{';
+            p = ngx_cpymem(p, z[i].label.data, z[i].label.len);
+            p = ngx_cpymem(p, ",key=\"", 6);
+            p = ngx_http_scripting_gate_stats_escape(p, &k[j].key);
+            *p++ = '"';
+            *p++ = '}';
+            k[j].label.len = p - k[j].label.data;
+        }
+    }
 
     return NGX_OK;
 }
 
 
-/* appends to the response, in buffers of the pool, "max" bytes at most */
+/*
+ * appends at most "max" bytes to the response; a new pool buffer is started
+ * when the current one has less room, so nothing is ever cut
+ */
 
 static ngx_int_t
-ngx_http_scripting_gate_text(ngx_http_scripting_gate_text_t *t, size_t max,
-    const char *fmt, ...)
+ngx_http_scripting_gate_stats_text(ngx_http_scripting_gate_stats_text_t *t,
+    size_t max, const char *fmt, ...)
 {
     u_char       *p;
-    size_t        size;
     va_list       args;
     ngx_chain_t  *cl;
 
     if (t->buf == NULL || (size_t) (t->buf->end - t->buf->last) < max) {
-        size = ngx_max(max, 8192);
-
-        cl = ngx_alloc_chain_link(t->request->pool);
+        cl = ngx_alloc_chain_link(t->pool);
         if (cl == NULL) {
             return NGX_ERROR;
         }
 
-        cl->buf = ngx_create_temp_buf(t->request->pool, size);
+        cl->buf = ngx_create_temp_buf(t->pool, ngx_max(max, 16384));
         if (cl->buf == NULL) {
             return NGX_ERROR;
         }
@@ -878,25 +1148,64 @@ ngx_http_scripting_gate_text(ngx_http_scripting_gate_text_t *t, size_t max,
 /* a Prometheus label value: backslash, double quote and newline escaped */
 
 static u_char *
-ngx_http_scripting_gate_label(u_char *p, ngx_str_t *s)
+ngx_http_scripting_gate_stats_escape(u_char *p, ngx_str_t *s)
 {
     u_char  *c, *end;
 
     for (c = s->data, end = s->data + s->len; c < end; c++) {
+
         switch (*c) {
+
         case '\\':
-            *p++ = '\\'; *p++ = '\\';
+            *p++ = '\\';
+            *p++ = '\\';
             break;
+
         case '"':
-            *p++ = '\\'; *p++ = '"';
+            *p++ = '\\';
+            *p++ = '"';
             break;
+
         case '\n':
-            *p++ = '\\'; *p++ = 'n';
+            *p++ = '\\';
+            *p++ = 'n';
             break;
+
         default:
             *p++ = *c;
         }
     }
 
     return p;
+}
+
+
+/*
+ * a bucket bound in seconds, written as Prometheus' clients write it
+ * ("0.01", "1", "2.5"): in Prometheus 2 "le" is compared as a string
+ */
+
+static u_char *
+ngx_http_scripting_gate_stats_seconds(u_char *p, ngx_msec_t ms)
+{
+    u_char      d[3];
+    ngx_uint_t  n;
+
+    p = ngx_sprintf(p, "%M", ms / 1000);
+
+    ms %= 1000;
+
+    if (ms == 0) {
+        return p;
+    }
+
+    d[0] = (u_char) ('0' + ms / 100);
+    d[1] = (u_char) ('0' + ms / 10 % 10);
+    d[2] = (u_char) ('0' + ms % 10);
+
+    for (n = 3; d[n - 1] == '0'; n--) { /* void */ }
+
+    *p++ = '.';
+
+    return ngx_cpymem(p, d, n);
 }

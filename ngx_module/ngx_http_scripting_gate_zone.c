@@ -24,6 +24,8 @@ static void *ngx_http_scripting_gate_alloc(ngx_http_scripting_gate_zone_t *zone,
     size_t size);
 static ngx_uint_t ngx_http_scripting_gate_evict(
     ngx_http_scripting_gate_zone_t *zone);
+static ngx_uint_t ngx_http_scripting_gate_proc_drop(
+    ngx_http_scripting_gate_zone_t *zone, ngx_http_scripting_gate_proc_t *proc);
 
 
 ngx_msec_t  ngx_http_scripting_gate_buckets[NGX_HTTP_SCRIPTING_GATE_BUCKETS] = {
@@ -325,9 +327,6 @@ ngx_http_scripting_gate_proc_register(ngx_http_scripting_gate_zone_t *zone)
 void
 ngx_http_scripting_gate_proc_unregister(ngx_http_scripting_gate_zone_t *zone)
 {
-    ngx_queue_t                       *q;
-    ngx_http_scripting_gate_ticket_t  *t;
-
     if (zone->proc == NULL) {
         return;
     }
@@ -335,8 +334,26 @@ ngx_http_scripting_gate_proc_unregister(ngx_http_scripting_gate_zone_t *zone)
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     /* requests are gone by now; anything left is given back, not leaked */
-    while (!ngx_queue_empty(&zone->proc->tickets)) {
-        q = ngx_queue_head(&zone->proc->tickets);
+    ngx_http_scripting_gate_proc_drop(zone, zone->proc);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    zone->proc = NULL;
+}
+
+
+/* gives back all that a process holds, and forgets it; mutex held */
+
+static ngx_uint_t
+ngx_http_scripting_gate_proc_drop(ngx_http_scripting_gate_zone_t *zone,
+    ngx_http_scripting_gate_proc_t *proc)
+{
+    ngx_uint_t                         n;
+    ngx_queue_t                       *q;
+    ngx_http_scripting_gate_ticket_t  *t;
+
+    for (n = 0; !ngx_queue_empty(&proc->tickets); n++) {
+        q = ngx_queue_head(&proc->tickets);
         t = ngx_queue_data(q, ngx_http_scripting_gate_ticket_t, pq);
 
         if (t->state == NGX_HTTP_SCRIPTING_GATE_HOLDING) {
@@ -352,12 +369,13 @@ ngx_http_scripting_gate_proc_unregister(ngx_http_scripting_gate_zone_t *zone)
         ngx_http_scripting_gate_ticket_free(zone, t);
     }
 
-    ngx_queue_remove(&zone->proc->queue);
-    ngx_slab_free_locked(zone->shpool, zone->proc);
+    (void) ngx_atomic_fetch_add(&zone->sh->requests, -proc->requests);
+    (void) ngx_atomic_fetch_add(&zone->sh->retrying, -proc->retrying);
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_queue_remove(&proc->queue);
+    ngx_slab_free_locked(zone->shpool, proc);
 
-    zone->proc = NULL;
+    return n;
 }
 
 
@@ -371,10 +389,10 @@ ngx_uint_t
 ngx_http_scripting_gate_reclaim(ngx_http_scripting_gate_zone_t *zone,
     ngx_log_t *log)
 {
-    ngx_uint_t                         n;
-    ngx_queue_t                       *q, *next, *tq;
-    ngx_http_scripting_gate_proc_t    *proc;
-    ngx_http_scripting_gate_ticket_t  *t;
+    ngx_pid_t                        pid;
+    ngx_uint_t                       n;
+    ngx_queue_t                     *q, *next;
+    ngx_http_scripting_gate_proc_t  *proc;
 
     n = 0;
 
@@ -392,33 +410,12 @@ ngx_http_scripting_gate_reclaim(ngx_http_scripting_gate_zone_t *zone,
             continue;
         }
 
-        while (!ngx_queue_empty(&proc->tickets)) {
-            tq = ngx_queue_head(&proc->tickets);
-            t = ngx_queue_data(tq, ngx_http_scripting_gate_ticket_t, pq);
-
-            if (t->state == NGX_HTTP_SCRIPTING_GATE_HOLDING) {
-                t->node->active--;
-                zone->sh->active--;
-                ngx_queue_remove(&t->kq);
-
-            } else if (t->state == NGX_HTTP_SCRIPTING_GATE_WAITING) {
-                t->node->queued--;
-                ngx_queue_remove(&t->kq);
-            }
-
-            ngx_http_scripting_gate_ticket_free(zone, t);
-            n++;
-        }
-
-        (void) ngx_atomic_fetch_add(&zone->sh->requests, -proc->requests);
-        (void) ngx_atomic_fetch_add(&zone->sh->retrying, -proc->retrying);
+        pid = proc->pid;
+        n += ngx_http_scripting_gate_proc_drop(zone, proc);
 
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "scripting_gate: reclaimed what process %P held "
-                      "in zone \"%V\"", proc->pid, &zone->shm_zone->shm.name);
-
-        ngx_queue_remove(&proc->queue);
-        ngx_slab_free_locked(zone->shpool, proc);
+                      "in zone \"%V\"", pid, &zone->shm_zone->shm.name);
     }
 
     return n;
