@@ -18,7 +18,7 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
-.PHONY: all deps build test demo demo-stop bench clean
+.PHONY: all deps build test demo demo-stop bench reliability clean
 
 all: build
 
@@ -74,3 +74,8 @@ bench: deps build
 	@sh tools/deps.sh valgrind haproxy wrk
 	bash bench/run.sh > bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
 	@cat bench/RESULTS.md
+
+reliability: deps build
+	@sh tools/deps.sh wrk
+	bash bench/reliability.sh > bench/RELIABILITY.md.new && mv bench/RELIABILITY.md.new bench/RELIABILITY.md
+	@cat bench/RELIABILITY.md

@@ -3,6 +3,14 @@
 
 local versions = tonumber(os.getenv("VERSIONS") or "8")
 local prefix = os.getenv("PATH_PREFIX") or "/api/v2/scripts/"
+
+-- ACTIONS="reset:10,429/ra=none:20": X-Mock-Action on that percentage of
+-- the requests (the mock's fault injection), the rest plain
+local actions = {}
+for spec in string.gmatch(os.getenv("ACTIONS") or "", "[^,]+") do
+   local a, pct = string.match(spec, "^(.*):(%d+)$")
+   table.insert(actions, { a, tonumber(pct) })
+end
 local threads = {}
 local n = 0
 
@@ -19,7 +27,15 @@ end
 function request()
    n = n + 1
    local v = (n + id * 7) % versions
-   return wrk.format("GET", prefix .. "script-" .. v .. "?scriptDataVersion=1")
+   local path = prefix .. "script-" .. v .. "?scriptDataVersion=1"
+   local r = math.random(100)
+   for _, a in ipairs(actions) do
+      if r <= a[2] then
+         return wrk.format("GET", path, { ["X-Mock-Action"] = a[1] })
+      end
+      r = r - a[2]
+   end
+   return wrk.format("GET", path)
 end
 
 function response(status, headers, body)

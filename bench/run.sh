@@ -83,6 +83,7 @@ http {
     limit_conn_zone ${KEY_VAR:-\$script_key} zone=versions:16m;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
+    proxy_ignore_client_abort on;
     server {
         listen 127.0.0.1:$GW_PORT backlog=16384;
         location /plain/ { proxy_pass http://mock/; }
@@ -231,10 +232,9 @@ if [[ " $SCENARIOS " == *" burst "* ]]; then
     echo
     echo "The mock itself serves about 93-95 % of its nominal capacity (see the first"
     echo "row: every request costs 50 ms plus the loop's own time), which bounds every"
-    echo "setup's goodput. The few upstream 429s of the gateway rows come when wrk"
-    echo "closes its connections at the end of the run: a client that goes away ends"
-    echo "its proxied request and frees its slot at once, while the mock is still"
-    echo "working on the request; the next queued request then finds the mock full."
+    echo "setup's goodput. All nginx setups have proxy_ignore_client_abort on: when"
+    echo "wrk closes its connections at the end of a run, the requests the upstream"
+    echo "is working on keep their slots until it answers (see README, scripting_gate)."
 fi
 
 if [[ " $SCENARIOS " == *" toohigh "* ]]; then

@@ -256,6 +256,11 @@ ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
 
     ngx_http_set_ctx(sr, gr, ngx_http_scripting_gate_module);
 
+    if (gr->retries && gr->ticket) {
+        (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.retries, 1);
+        (void) ngx_atomic_fetch_add(&gr->ticket->node->counters.retries, 1);
+    }
+
     gr->attempt = sr;
     gr->states = r->upstream_states ? r->upstream_states->nelts : 0;
     gr->again = 0;
@@ -637,13 +642,6 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
         == NGX_OK)
     {
         gr->again = 1;
-
-        if (gr->zone && gr->gated) {
-            (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.retries, 1);
-            (void) ngx_atomic_fetch_add(&gr->ticket->node->counters.retries,
-                                        1);
-        }
-
         return NGX_OK;
     }
 

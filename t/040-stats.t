@@ -4,6 +4,7 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use JSON::PP;
+use IO::Socket::INET;
 use ScriptingGate::Mock;
 use ScriptingGate::Util qw(html_put http_get status_json wait_until
                            background reap);
@@ -49,6 +50,77 @@ sub traffic {
     my $r = http_get("/api/v2/scripts/x?k=c");
     reap($kids);
     return $r->{status};
+}
+
+# a request with bytes HTTP::Tiny refuses to send (not UTF-8, say)
+sub raw_get {
+    my ($path) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => ScriptingGate::Util::server_port(),
+                                  Timeout => 5) or die "connect: $!";
+    print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    local $/;
+    my $res = <$s>;
+    close $s;
+    return $res;
+}
+
+# What is wrong with a text in the Prometheus exposition format 0.0.4, by
+# its grammar: HELP and TYPE lines, samples of the family last declared and
+# never a family split in two, label values escaped, a final newline; and
+# for histograms, buckets that never decrease and a +Inf bucket equal to
+# _count.  Returns the problems found, none when all is well.
+sub prometheus_problems {
+    my ($text) = @_;
+    my (@bad, %type, %help, $family, %hist);
+    my $name = qr/[a-zA-Z_:][a-zA-Z0-9_:]*/;
+    my $value = qr/"(?:[^"\\\n]|\\[\\"n])*"/;
+    my $pair = qr/[a-zA-Z_][a-zA-Z0-9_]*=$value/;
+    my $num = qr/[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN/;
+
+    push @bad, "no final newline" unless $text =~ /\n\z/;
+    push @bad, "not UTF-8" unless utf8::decode(my $copy = $text);
+
+    for my $l (split /\n/, $text) {
+        if ($l =~ /^# HELP ($name) (.*)$/) {
+            push @bad, "HELP $1 twice" if $help{$1}++;
+
+        } elsif ($l =~ /^# TYPE ($name) (counter|gauge|histogram|summary|untyped)$/) {
+            push @bad, "TYPE $1 twice" if $type{$1};
+            $type{$1} = $2;
+            $family = $1;
+
+        } elsif ($l =~ /^($name)(\{(?:$pair(?:,$pair)*)?\})? ($num)$/) {
+            my ($m, $labels, $v) = ($1, $2 // '', $3);
+            my $f = $m;
+            $f =~ s/_(?:bucket|sum|count)$// if defined $family
+                && ($type{$family} // '') eq 'histogram';
+            push @bad, "$m outside its family" unless defined $family
+                                                       && $f eq $family;
+            if ($m =~ /_bucket$/) {
+                my $le = $labels =~ /le="([^"]*)"/ ? $1 : undef;
+                (my $set = $labels) =~ s/,?le="[^"]*"//;
+                push @bad, "$m without le" unless defined $le;
+                my $h = $hist{"$f$set"} //= { last => -1 };
+                push @bad, "$m$labels decreases" if $v < $h->{last};
+                $h->{last} = $v;
+                $h->{inf} = $v if defined $le && $le eq '+Inf';
+            } elsif ($m =~ /_count$/ && $type{$f} eq 'histogram') {
+                my $h = $hist{"$f$labels"};
+                push @bad, "$m$labels differs from its +Inf bucket"
+                    unless $h && defined $h->{inf} && $h->{inf} == $v;
+            }
+
+        } else {
+            push @bad, "bad line: $l";
+        }
+    }
+
+    for my $f (keys %type) {
+        push @bad, "$f without HELP" unless $help{$f};
+    }
+
+    return @bad;
 }
 
 run_tests();
@@ -99,6 +171,10 @@ scripting_gate_keys\{zone="s"\} 3
 .*
 # TYPE scripting_gate_queue_wait_seconds histogram
 scripting_gate_queue_wait_seconds_bucket\{zone="s",le="0.005"\} 0
+scripting_gate_queue_wait_seconds_bucket\{zone="s",le="0.01"\} 0
+.*
+scripting_gate_queue_wait_seconds_bucket\{zone="s",le="1"\} 0
+scripting_gate_queue_wait_seconds_bucket\{zone="s",le="2.5"\} 0
 .*
 scripting_gate_queue_wait_seconds_bucket\{zone="s",le="\+Inf"\} 0
 scripting_gate_queue_wait_seconds_sum\{zone="s"\} 0.000
@@ -227,3 +303,102 @@ GET /status
 --- must_die
 --- error_log
 invalid parameter "reset=yes"
+
+
+
+=== TEST 12: the Prometheus text follows the 0.0.4 grammar, odd keys included
+--- init
+package main;
+traffic();
+http_get('/api/v2/scripts/x', headers => { 'X-K' => "q\"\\z" });
+my $p = http_get('/status?format=prometheus')->{content};
+my @bad = prometheus_problems($p);
+html_put('result.txt', @bad ? join("\n", @bad) . "\n" : "valid\n");
+--- request
+GET /result.txt
+--- response_body
+valid
+
+
+
+=== TEST 13: a key that is not UTF-8 is shown with \xHH, the answers stay valid
+--- init
+package main;
+http_get('/api/v2/scripts/x?k=a');
+raw_get("/api/v2/scripts/x?k=x\xff\xfeok\xc3\xa9\xed\xa0\x80");
+my $j = http_get('/status');
+my $keys = eval { decode_json($j->{content})->{zones}{s}{keys} } || {};
+my $p = http_get('/status?format=prometheus')->{content};
+html_put('result.txt',
+    "json $j->{status}: " . join(' ', map { encode_json([$_]) } sort keys %$keys) . "\n"
+    . "prometheus: " . (prometheus_problems($p) ? "invalid" : "valid") . "\n"
+    . ($p =~ /^(scripting_gate_passed_total\{zone="s",key="x.*)$/m ? "$1\n" : "no line\n"));
+--- request
+GET /result.txt
+--- response_body
+json 200: ["a"] ["x\\xFF\\xFEoké\\xED\\xA0\\x80"]
+prometheus: valid
+scripting_gate_passed_total{zone="s",key="x\\xFF\\xFEoké\\xED\\xA0\\x80"} 1
+
+
+
+=== TEST 14: a zone name with a quote and a backslash is escaped in every label
+--- http_config
+    scripting_gate_zone  $arg_k  "zone=q\"z\\w:1m";
+--- config
+    location /api/ {
+        scripting_gate "zone=q\"z\\w" limit=2;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+    location = /status {
+        scripting_gate_stats;
+    }
+--- init
+package main;
+http_get('/api/v2/scripts/x?k=a');
+my $p = http_get('/status?format=prometheus')->{content};
+my @zones = $p =~ /zone="((?:[^"\\]|\\.)*)"/g;
+my %z = map { $_ => 1 } @zones;
+html_put('result.txt', join(' ', sort keys %z) . "\n"
+    . (prometheus_problems($p) ? "invalid" : "valid") . "\n");
+--- request
+GET /result.txt
+--- response_body
+q\"z\\w
+valid
+
+
+
+=== TEST 15: HEAD gives the length of GET and no body; Vary only without format
+--- init
+package main;
+traffic();
+my $get = http_get('/status?format=prometheus');
+my $head = http_get('/status?format=prometheus', method => 'HEAD');
+my $plain = http_get('/status');
+html_put('result.txt',
+    "head: $head->{status} length "
+    . ($head->{headers}{'content-length'} == length($get->{content})
+       ? "as get" : "$head->{headers}{'content-length'} != " . length($get->{content}))
+    . " body " . length($head->{content} // '') . "\n"
+    . "vary with format: " . ($get->{headers}{vary} // 'none') . "\n"
+    . "vary without: " . ($plain->{headers}{vary} // 'none') . "\n"
+    . "cache-control: " . ($plain->{headers}{'cache-control'} // 'none') . "\n");
+--- request
+GET /result.txt
+--- response_body
+head: 200 length as get body 0
+vary with format: none
+vary without: Accept
+cache-control: no-cache
+
+
+
+=== TEST 16: an invalid max_keys fails the configuration
+--- config
+    location = /status {
+        scripting_gate_stats max_keys=many;
+    }
+--- must_die
+--- error_log
+invalid max_keys "max_keys=many"
