@@ -399,3 +399,25 @@ invalid status code in "on=429,200"
 --- must_die
 --- error_log
 invalid attempts "attempts=0"
+
+
+
+=== TEST 17: an upstream that resets the connection, through the gate: retried, nothing breaks
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=2;
+        scripting_retry on=502 attempts=3 base=10ms cap=20ms;
+        add_header X-Retries $scripting_retry_count;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('rst::', 'reset', 'reset', '200');
+--- request
+GET /api/v2/scripts/rst
+--- response_headers
+X-Retries: 2
+--- response_body_like: "id":"rst"
+--- no_error_log
+exited on signal
