@@ -202,6 +202,12 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                 i;
     ngx_http_core_loc_conf_t  *clcf;
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_scripting_gate_stats_handler) {
+        return "is duplicate";
+    }
+
     value = cf->args->elts;
 
     glcf->stats_max_keys = NGX_HTTP_SCRIPTING_GATE_STATS_MAX_KEYS;
@@ -236,7 +242,6 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_scripting_gate_stats_handler;
 
     return NGX_CONF_OK;

@@ -313,6 +313,15 @@ traffic();
 http_get('/api/v2/scripts/x', headers => { 'X-K' => "q\"\\z" });
 my $p = http_get('/status?format=prometheus')->{content};
 my @bad = prometheus_problems($p);
+# and Prometheus' own linter where it is installed (Debian's prometheus)
+if (system('command -v promtool >/dev/null 2>&1') == 0) {
+    my $out = ScriptingGate::Util::servroot() . '/promtool.out';
+    open my $fh, '|-', "promtool check metrics > $out 2>&1";
+    print $fh $p;
+    close $fh;
+    push @bad, "promtool: " . `cat $out` if $?;
+    unlink $out;
+}
 html_put('result.txt', @bad ? join("\n", @bad) . "\n" : "valid\n");
 --- request
 GET /result.txt
@@ -402,3 +411,15 @@ cache-control: no-cache
 --- must_die
 --- error_log
 invalid max_keys "max_keys=many"
+
+
+
+=== TEST 17: the directive twice in a location fails the configuration
+--- config
+    location = /status {
+        scripting_gate_stats;
+        scripting_gate_stats reset=on;
+    }
+--- must_die
+--- error_log
+"scripting_gate_stats" directive is duplicate
