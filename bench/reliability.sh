@@ -116,7 +116,10 @@ echo "proxy_read_timeout 2s, proxy_ignore_client_abort on) to the mock, on loopb
 echo "connect/read/timeout errors (a client that gave up or was cut off);"
 echo "a status of 499 is never seen by a client. Crashes: workers that exited on a"
 echo "signal other than the SIGKILL the scenario sent. Left: the gate's totals"
-echo "once the load is over and the mock has nothing in flight."
+echo "once the load is over and the mock has nothing in flight. A fault is"
+echo "injected per request (X-Mock-Action), and a retry sends the same header"
+echo "again: a request picked for a reset or a 503 gets it on every attempt, so"
+echo "what reaches the clients is those requests, after their retries."
 echo
 echo "| fault | figures | mock peak in flight per key | crashes | left in the gate |"
 echo "|---|---|---|---|---|"
@@ -127,8 +130,8 @@ ACTIONS="reset:10" run "upstream resets 10 % of requests (first attempts and ret
 ACTIONS="429/ra=none:30,503:10" run "upstream 429 (30 %) and 503 (10 %): retries" 64 10s
 ACTIONS="200/delay=30000:5" run "a stalled upstream for 5 % (proxy_read_timeout 2s; see below)" 64 10s
 ACTIONS="200/delay=800:20" run "a slow upstream for 20 % (800 ms)" 64 10s
-ACTIONS="" run "clients giving up after 300 ms while queued" 256 300ms
-ACTIONS="429/ra=none:50" run "clients giving up after 100 ms, during backoffs" 128 100ms
+ACTIONS="200/delay=400:100" run "clients giving up after 1 s while queued (400 ms answers, 256 clients)" 256 1s
+ACTIONS="429/ra=1:50" run "clients giving up after 1 s, during Retry-After waits" 128 1s
 
 ACTIONS=""
 ( while true; do sleep 1; "$NGINX" -p "$B/" -c conf/nginx.conf -s reload; done ) &
