@@ -60,7 +60,6 @@ typedef struct {
     ngx_uint_t                          queued;
     ngx_msec_t                          cooldown_until;
     ngx_msec_t                          hold_avg;   /* ms a slot is held */
-    ngx_msec_t                          last_used;
     ngx_http_scripting_gate_counters_t  counters;
     u_short                             len;
     u_char                              data[1];
@@ -85,7 +84,6 @@ typedef struct {
     ngx_http_scripting_gate_node_t     *node;
     ngx_http_scripting_gate_proc_t     *proc;
     ngx_uint_t                          id;
-    ngx_msec_t                          since;
     ngx_msec_t                          deadline;
     unsigned                            state:2;
     unsigned                            retry:1;
@@ -197,7 +195,6 @@ struct ngx_http_scripting_gate_req_s {
     ngx_uint_t                          states;     /* $upstream_* before it */
     unsigned                            waiting:1;
     unsigned                            retry:1;
-    unsigned                            cooled:1;
     unsigned                            cooling:1;  /* refused: cool-down */
     unsigned                            accounted:1;
     unsigned                            body_waiting:1;

@@ -335,8 +335,6 @@ ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_req_t *gr,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    gr->cooled = 1;
-
     ngx_http_scripting_gate_notify(zone, &notes);
 }
 

@@ -171,7 +171,6 @@ ngx_http_scripting_gate_node_get(ngx_http_scripting_gate_zone_t *zone,
         if (rc == 0) {
             ngx_queue_remove(&n->lru);
             ngx_queue_insert_head(&zone->sh->lru, &n->lru);
-            n->last_used = ngx_current_msec;
             return n;
         }
 
@@ -192,7 +191,6 @@ ngx_http_scripting_gate_node_get(ngx_http_scripting_gate_zone_t *zone,
     ngx_memcpy(n->data, key->data, key->len);
     ngx_queue_init(&n->waiters);
     ngx_queue_init(&n->holders);
-    n->last_used = ngx_current_msec;
 
     ngx_rbtree_insert(&zone->sh->rbtree, &n->node);
     ngx_queue_insert_head(&zone->sh->lru, &n->lru);
@@ -222,7 +220,6 @@ ngx_http_scripting_gate_ticket_alloc(ngx_http_scripting_gate_zone_t *zone,
 
     t->node = node;
     t->proc = zone->proc;
-    t->since = ngx_current_msec;
 
     ngx_queue_insert_tail(&zone->proc->tickets, &t->pq);
 
