@@ -99,6 +99,7 @@ typedef struct {
     ngx_atomic_uint_t                   evicted;
     ngx_atomic_uint_t                   no_memory;
     ngx_uint_t                          active;     /* slots held, all keys */
+    ngx_uint_t                          queued;     /* waiting, all keys */
     ngx_atomic_t                        requests;   /* under retry, all keys */
     ngx_atomic_t                        retrying;   /* retries under way */
     ngx_atomic_uint_t                   budget_exhausted;

@@ -182,6 +182,7 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
     }
 
     node->queued++;
+    zone->sh->queued++;
     node->counters.queued_total++;
     zone->sh->counters.queued_total++;
 
@@ -278,6 +279,7 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
     } else if (t->state == NGX_HTTP_SCRIPTING_GATE_WAITING) {
         ngx_queue_remove(&t->kq);
         node->queued--;
+        zone->sh->queued--;
 
         /* the head may have been the one to wake at a cool-down's end */
         ngx_http_scripting_gate_dispatch(zone, node, &notes);
@@ -368,6 +370,7 @@ ngx_http_scripting_gate_dispatch(ngx_http_scripting_gate_zone_t *zone,
             if ((ngx_msec_int_t) (t->deadline - node->cooldown_until) < 0) {
                 ngx_queue_remove(q);
                 node->queued--;
+                zone->sh->queued--;
                 t->state = NGX_HTTP_SCRIPTING_GATE_REFUSED;
                 ngx_http_scripting_gate_note(notes, t);
             }
@@ -382,6 +385,7 @@ ngx_http_scripting_gate_dispatch(ngx_http_scripting_gate_zone_t *zone,
 
         ngx_queue_remove(q);
         node->queued--;
+        zone->sh->queued--;
 
         t->state = NGX_HTTP_SCRIPTING_GATE_HOLDING;
         ngx_queue_insert_tail(&node->holders, &t->kq);
@@ -548,6 +552,7 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
         if ((ngx_msec_int_t) (t->deadline - now) <= 0) {
             ngx_queue_remove(&t->kq);
             node->queued--;
+            zone->sh->queued--;
 
             rc = NGX_DECLINED;
             gr->status = NGX_HTTP_SCRIPTING_GATE_TIMEOUT;

@@ -480,6 +480,7 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
         z->retrying = sh->retrying;
         z->exhausted = sh->budget_exhausted;
         z->totals.active = sh->active;
+        z->totals.queued = sh->queued;
         ngx_http_scripting_gate_stats_copy(&z->totals, &sh->counters);
         z->wait = sh->wait;
         z->upstream = sh->upstream;
@@ -496,19 +497,14 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
             q = ngx_queue_head(&sh->lru);
         }
 
-        /* most recently used first */
+        /* most recently used first; a flood of keys costs max_keys at most */
 
         for ( /* void */ ;
-             q != ngx_queue_sentinel(&sh->lru);
+             q != ngx_queue_sentinel(&sh->lru)
+             && z->keys.nelts < max_keys && rc == NGX_OK;
              q = ngx_queue_next(q))
         {
             node = ngx_queue_data(q, ngx_http_scripting_gate_node_t, lru);
-
-            z->totals.queued += node->queued;
-
-            if (z->keys.nelts >= max_keys || rc != NGX_OK) {
-                continue;
-            }
 
             k = ngx_array_push(&z->keys);
             if (k == NULL) {

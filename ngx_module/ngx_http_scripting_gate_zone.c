@@ -360,6 +360,7 @@ ngx_http_scripting_gate_proc_drop(ngx_http_scripting_gate_zone_t *zone,
 
         } else if (t->state == NGX_HTTP_SCRIPTING_GATE_WAITING) {
             t->node->queued--;
+            zone->sh->queued--;
             ngx_queue_remove(&t->kq);
         }
 
