@@ -234,9 +234,9 @@ if [[ " $SCENARIOS " == *" burst "* ]]; then
     echo "row: every request costs 50 ms plus the loop's own time), which bounds every"
     echo "setup's goodput. All nginx setups have proxy_ignore_client_abort on: when"
     echo "wrk closes its connections at the end of a run, the requests the upstream"
-    echo "is working on keep their slots until it answers (see README, scripting_gate);"
-    echo "without it, each run ended with 5 to 15 upstream 429s. The 0 to 2 upstream"
-    echo "429s a gateway row still shows in some runs are not explained yet."
+    echo "is working on keep their slots until it answers (see README, scripting_gate)."
+    echo "Without it, or before the fix of a request that had queued still watching"
+    echo "its client itself, each run ended with a few upstream 429s."
 fi
 
 if [[ " $SCENARIOS " == *" toohigh "* ]]; then

@@ -364,6 +364,12 @@ ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
     r = gr->request;
 
     if (rc == NGX_OK) {
+        /*
+         * the client is no longer watched by the gate: from here on, what a
+         * client that goes away does is the proxy's business
+         * (proxy_ignore_client_abort), as after limit_req's delay
+         */
+        r->read_event_handler = ngx_http_block_reading;
         r->write_event_handler = ngx_http_core_run_phases;
         ngx_http_core_run_phases(r);
         return;

@@ -511,3 +511,38 @@ nothing else: yes
 logged: yes
 afterwards: 200
 --- timeout: 15
+
+
+
+=== TEST 19: a request that waited in the queue leaves a client that goes away to proxy_ignore_client_abort
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=10 queue_timeout=10s;
+        proxy_ignore_client_abort on;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+# A holds the slot 600 ms; B waits, then is at the upstream for 600 ms, and
+# its client gives up meanwhile; C comes after that
+my $a = background(["/api/v2/scripts/ica", headers => { 'X-Mock-Action' => '200/delay=600' }]);
+wait_until(5, sub { ScriptingGate::Mock::key_stats('ica::')->{in_flight} });
+my $b = background(["/api/v2/scripts/ica", timeout => 1,
+                    headers => { 'X-Mock-Action' => '200/delay=600' }]);
+my @b = reap($b);
+my $c = http_get('/api/v2/scripts/ica', headers => { 'X-Mock-Action' => '200/delay=0' });
+reap($a);
+wait_until(5, sub { ScriptingGate::Mock::key_stats('ica::')->{in_flight} == 0 });
+my $k = ScriptingGate::Mock::key_stats('ica::');
+html_put('result.txt', "B: $b[0][0]\nC: $c->{status}\n"
+         . "upstream: requests=$k->{requests} peak=$k->{peak_in_flight}\n");
+--- request
+GET /result.txt
+--- response_body
+B: 599
+C: 200
+upstream: requests=3 peak=1
+--- timeout: 10
