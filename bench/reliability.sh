@@ -16,6 +16,7 @@ MOCK_PORT=19701
 GW_PORT=19702
 LIMIT=4
 
+. bench/common.sh
 mkdir -p "$B/logs" "$B/conf"
 
 cleanup() {
@@ -26,12 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_mock() {
-    [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null || true
-    "$top/build/scripting-mock" --listen 127.0.0.1:$MOCK_PORT --quiet "$@" > /dev/null &
-    MOCK_PID=$!
-    until curl -s -o /dev/null http://127.0.0.1:$MOCK_PORT/__mock/stats; do sleep 0.02; done
-}
 
 start_gateway() {
     local zone=${1:-16m}
@@ -72,15 +67,6 @@ EOF
     sleep 0.2
 }
 
-drain() {
-    local i
-    for i in $(seq 1 300); do
-        [ "$(curl -s http://127.0.0.1:$MOCK_PORT/__mock/stats | perl -MJSON::PP -e '
-            my $s = decode_json(join "", <STDIN>); my $n = 0;
-            $n += $_->{in_flight} for values %{$s->{keys}}; print $n')" = 0 ] && return
-        sleep 0.1
-    done
-}
 
 # $1 fault, $2 connections, $3 wrk --timeout, $4 versions; env ACTIONS
 run() {

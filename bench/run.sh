@@ -18,6 +18,7 @@ MOCK_PORT=19601
 GW_PORT=19602
 HA_PORT=19603
 
+. bench/common.sh
 mkdir -p "$B/logs" "$B/conf"
 : > "$B/rows.txt"
 ulimit -n 65536 2>/dev/null || true
@@ -30,12 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_mock() {
-    [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null || true
-    "$top/build/scripting-mock" --listen 127.0.0.1:$MOCK_PORT --quiet "$@" > "$B/mock.out" &
-    MOCK_PID=$!
-    until curl -s -o /dev/null http://127.0.0.1:$MOCK_PORT/__mock/stats; do sleep 0.02; done
-}
 
 mock() { curl -s -X POST "http://127.0.0.1:$MOCK_PORT/__mock/$1" > /dev/null; }
 
@@ -50,17 +45,6 @@ upstream() {
         print "$p $n $r\n";'
 }
 
-# waits until the mock has nothing in flight (a setup's leftovers, such as
-# requests a proxy still had queued, must not fall into the next one)
-drain() {
-    local i
-    for i in $(seq 1 600); do
-        [ "$(curl -s http://127.0.0.1:$MOCK_PORT/__mock/stats | perl -MJSON::PP -e '
-            my $s = decode_json(join "", <STDIN>); my $n = 0;
-            $n += $_->{in_flight} for values %{$s->{keys}}; print $n')" = 0 ] && return
-        sleep 0.1
-    done
-}
 
 # $1 limit, $2 extra directives for the gate locations
 gateway_conf() {
