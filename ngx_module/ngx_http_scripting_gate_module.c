@@ -457,21 +457,21 @@ ngx_int_t
 ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr)
 {
+    u_char                               *p;
     ngx_int_t                             rc;
-    ngx_str_t                             body, *id;
+    ngx_str_t                             body, id, ra, *reason;
     ngx_buf_t                            *b;
     ngx_uint_t                            secs;
     ngx_chain_t                           out;
-    ngx_table_elt_t                      *h;
     ngx_http_variable_value_t            *vv;
     ngx_http_scripting_gate_loc_conf_t   *glcf;
     ngx_http_scripting_gate_main_conf_t  *gmcf;
 
-    ngx_str_t                            *reason;
-
     static ngx_str_t  queue_full = ngx_string("queue full");
     static ngx_str_t  queue_timeout = ngx_string("queue timeout");
     static ngx_str_t  cooling = ngx_string("key cooling down");
+    static ngx_str_t  no_store = ngx_string("no-cache, no-store, "
+                                            "must-revalidate");
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
@@ -507,15 +507,10 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    id = ngx_palloc(r->pool, sizeof(ngx_str_t));
-    if (id == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    id.len = vv->len;
+    id.data = vv->data;
 
-    id->len = vv->len;
-    id->data = vv->data;
-
-    if (ngx_http_scripting_gate_json_error(r, glcf->status_code, id,
+    if (ngx_http_scripting_gate_json_error(r, glcf->status_code, &id,
                                            secs, &body)
         != NGX_OK)
     {
@@ -531,36 +526,22 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (h->value.data == NULL) {
+    ra.data = p;
+    ra.len = ngx_sprintf(p, "%ui", secs) - p;
+
+    if (ngx_http_scripting_gate_add_header(r, "Retry-After", &ra) != NGX_OK
+        || ngx_http_scripting_gate_add_header(r, "Cache-Control", &no_store)
+           != NGX_OK
+        || ngx_http_scripting_gate_add_header(r, "ININ-Correlation-Id", &id)
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    h->value.len = ngx_sprintf(h->value.data, "%ui", secs) - h->value.data;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache, no-store, must-revalidate");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "ININ-Correlation-Id");
-    h->value = *id;
 
     rc = ngx_http_send_header(r);
 
@@ -583,6 +564,26 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_scripting_gate_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(name);
+    h->key.data = (u_char *) name;
+    h->value = *value;
+
+    return NGX_OK;
 }
 
 

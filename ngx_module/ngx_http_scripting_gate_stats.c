@@ -81,8 +81,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_scripting_gate_stats_header(ngx_http_request_t *r,
-    char *name, char *value);
 static ngx_array_t *ngx_http_scripting_gate_stats_snapshot(
     ngx_http_request_t *r, ngx_uint_t max_keys);
 static void ngx_http_scripting_gate_stats_copy(
@@ -260,6 +258,11 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     ngx_http_scripting_gate_stats_text_t  text;
     ngx_http_scripting_gate_loc_conf_t   *glcf;
 
+    static ngx_str_t  allow = ngx_string("GET, HEAD");
+    static ngx_str_t  allow_delete = ngx_string("GET, HEAD, DELETE");
+    static ngx_str_t  vary = ngx_string("Accept");
+    static ngx_str_t  no_cache = ngx_string("no-cache");
+
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
     if (r->method == NGX_HTTP_DELETE && glcf->stats_reset) {
@@ -268,10 +271,9 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (ngx_http_scripting_gate_stats_header(r, "Allow",
-                                                 glcf->stats_reset
-                                                 ? "GET, HEAD, DELETE"
-                                                 : "GET, HEAD")
+        if (ngx_http_scripting_gate_add_header(r, "Allow",
+                                               glcf->stats_reset
+                                               ? &allow_delete : &allow)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -320,8 +322,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 
         /* the answer depends on Accept only when no format is asked for */
 
-        if (ngx_http_scripting_gate_stats_header(r, "Vary", "Accept")
-            != NGX_OK)
+        if (ngx_http_scripting_gate_add_header(r, "Vary", &vary) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -386,7 +387,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 
     /* live figures: a cache in between would show a frozen page */
 
-    if (ngx_http_scripting_gate_stats_header(r, "Cache-Control", "no-cache")
+    if (ngx_http_scripting_gate_add_header(r, "Cache-Control", &no_cache)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -399,27 +400,6 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_output_filter(r, &out);
-}
-
-
-static ngx_int_t
-ngx_http_scripting_gate_stats_header(ngx_http_request_t *r, char *name,
-    char *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.len = ngx_strlen(name);
-    h->key.data = (u_char *) name;
-    h->value.len = ngx_strlen(value);
-    h->value.data = (u_char *) value;
-
-    return NGX_OK;
 }
 
 
