@@ -321,8 +321,10 @@ upstream: requests=1
 --- init
 package main;
 ScriptingGate::Mock::reset();
+# 400 ms per answer: all ten are in flight before the first 429 comes back,
+# even under the sanitizers
 my $kids = background(map { ["/api/v2/scripts/dead",
-                             headers => { 'X-Mock-Action' => '429/ra=none/delay=100' }] } 1 .. 10);
+                             headers => { 'X-Mock-Action' => '429/ra=none/delay=400' }] } 1 .. 10);
 my %st; $st{ $_->[0] }++ for reap($kids);
 my ($k) = seen('dead::');
 html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
