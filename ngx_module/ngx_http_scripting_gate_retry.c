@@ -575,40 +575,53 @@ static ngx_uint_t
 ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_req_t *gr,
     ngx_http_scripting_gate_retry_conf_t *rcf)
 {
-    ngx_uint_t  requests, retrying, max;
+    ngx_uint_t          max;
+    ngx_atomic_t       *sh;
+    ngx_atomic_uint_t   retrying;
 
     if (gr->budgeted) {
         return 1;
     }
 
-    if (gr->gated) {
-        requests = gr->zone->sh->requests;
-        retrying = gr->zone->sh->retrying;
+    if (!gr->gated) {
+        max = ngx_max(ngx_http_scripting_gate_local_requests * rcf->budget
+                      / 100, rcf->budget_min);
 
-    } else {
-        requests = ngx_http_scripting_gate_local_requests;
-        retrying = ngx_http_scripting_gate_local_retrying;
-    }
-
-    max = ngx_max(requests * rcf->budget / 100, rcf->budget_min);
-
-    if (retrying >= max) {
-        if (gr->gated) {
-            (void) ngx_atomic_fetch_add(&gr->zone->sh->budget_exhausted, 1);
+        if (ngx_http_scripting_gate_local_retrying >= max) {
+            return 0;
         }
 
-        return 0;
-    }
-
-    gr->budgeted = 1;
-
-    if (gr->gated) {
-        (void) ngx_atomic_fetch_add(&gr->zone->sh->retrying, 1);
-        gr->zone->proc->retrying++;
-
-    } else {
         ngx_http_scripting_gate_local_retrying++;
+        gr->budgeted = 1;
+
+        return 1;
     }
+
+    /*
+     * Workers of the zone take shares at the same time: the check and the
+     * increment are one compare-and-set, or two of them could both take
+     * the last share.
+     */
+
+    sh = &gr->zone->sh->retrying;
+
+    for ( ;; ) {
+        retrying = *sh;
+        max = ngx_max(gr->zone->sh->requests * rcf->budget / 100,
+                      rcf->budget_min);
+
+        if (retrying >= max) {
+            (void) ngx_atomic_fetch_add(&gr->zone->sh->budget_exhausted, 1);
+            return 0;
+        }
+
+        if (ngx_atomic_cmp_set(sh, retrying, retrying + 1)) {
+            break;
+        }
+    }
+
+    gr->zone->proc->retrying++;
+    gr->budgeted = 1;
 
     return 1;
 }
