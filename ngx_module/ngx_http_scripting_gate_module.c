@@ -636,8 +636,6 @@ ngx_int_t
 ngx_http_scripting_gate_parse_retry_after(ngx_http_request_t *r,
     ngx_msec_t *ms)
 {
-    time_t            t, now;
-    ngx_int_t         n;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -669,10 +667,30 @@ ngx_http_scripting_gate_parse_retry_after(ngx_http_request_t *r,
         break;
     }
 
+    if (ngx_http_scripting_gate_retry_after_value(&h[i].value, ms) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "scripting_gate: ignoring malformed Retry-After "
+                      "\"%*s\"", ngx_min(h[i].value.len, 64),
+                      h[i].value.data);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a Retry-After value: delay-seconds or an HTTP-date, in ms from now */
+
+ngx_int_t
+ngx_http_scripting_gate_retry_after_value(ngx_str_t *value, ngx_msec_t *ms)
+{
+    time_t     t, now;
+    ngx_int_t  n;
+
     /* 10 digits: more than a century, and no overflow of time_t */
 
-    if (h[i].value.len <= 10) {
-        n = ngx_atoi(h[i].value.data, h[i].value.len);
+    if (value->len <= 10) {
+        n = ngx_atoi(value->data, value->len);
 
         if (n != NGX_ERROR) {
             *ms = (ngx_msec_t) ngx_min(n, NGX_MAX_INT32_VALUE / 1000) * 1000;
@@ -680,13 +698,9 @@ ngx_http_scripting_gate_parse_retry_after(ngx_http_request_t *r,
         }
     }
 
-    t = ngx_parse_http_time(h[i].value.data, h[i].value.len);
+    t = ngx_parse_http_time(value->data, value->len);
 
     if (t == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "scripting_gate: ignoring malformed Retry-After "
-                      "\"%*s\"", ngx_min(h[i].value.len, 64),
-                      h[i].value.data);
         return NGX_ERROR;
     }
 

@@ -257,6 +257,8 @@ void ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr, ngx_uint_t status);
 ngx_int_t ngx_http_scripting_gate_parse_retry_after(ngx_http_request_t *r,
     ngx_msec_t *ms);
+ngx_int_t ngx_http_scripting_gate_retry_after_value(ngx_str_t *value,
+    ngx_msec_t *ms);
 
 /* json: request body variables, and jansson inside nginx pools */
 char *ngx_http_scripting_gate_json_var(ngx_conf_t *cf, ngx_command_t *cmd,
