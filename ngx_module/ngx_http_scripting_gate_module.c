@@ -359,9 +359,11 @@ static void
 ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
     ngx_int_t rc)
 {
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     r = gr->request;
+    c = r->connection;
 
     if (rc == NGX_OK) {
         /*
@@ -372,10 +374,12 @@ ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
         r->read_event_handler = ngx_http_block_reading;
         r->write_event_handler = ngx_http_core_run_phases;
         ngx_http_core_run_phases(r);
-        return;
+
+    } else {
+        ngx_http_finalize_request(r, ngx_http_scripting_gate_reject(r, gr));
     }
 
-    ngx_http_finalize_request(r, ngx_http_scripting_gate_reject(r, gr));
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -596,9 +600,41 @@ void
 ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr, ngx_uint_t status)
 {
-    ngx_msec_t                           delay;
-    ngx_http_scripting_gate_node_t      *node;
+    ngx_int_t                            rc;
+    ngx_msec_t                           ra;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
+
+    if (gr->ticket == NULL) {
+        return;
+    }
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    rc = NGX_DECLINED;
+    ra = 0;
+
+    if (glcf->retry_after
+        && (status == NGX_HTTP_TOO_MANY_REQUESTS
+            || status == NGX_HTTP_SERVICE_UNAVAILABLE))
+    {
+        rc = ngx_http_scripting_gate_parse_retry_after(r, &ra);
+    }
+
+    ngx_http_scripting_gate_upstream_answer(gr, glcf, status, rc, ra);
+}
+
+
+/*
+ * An upstream answer of a request or a job that holds a slot: counts a 429,
+ * and turns a Retry-After (rc NGX_OK, ra ms) into a cool-down of the key.
+ */
+
+void
+ngx_http_scripting_gate_upstream_answer(ngx_http_scripting_gate_req_t *gr,
+    ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
+    ngx_int_t rc, ngx_msec_t ra)
+{
+    ngx_http_scripting_gate_node_t  *node;
 
     if (gr->ticket == NULL) {
         return;
@@ -614,16 +650,11 @@ ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,
         return;
     }
 
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
-
-    if (!glcf->retry_after
-        || ngx_http_scripting_gate_parse_retry_after(r, &delay) != NGX_OK)
-    {
+    if (!glcf->retry_after || rc != NGX_OK) {
         return;
     }
 
-    ngx_http_scripting_gate_cooldown(gr,
-                                     ngx_min(delay, glcf->retry_after_max));
+    ngx_http_scripting_gate_cooldown(gr, ngx_min(ra, glcf->retry_after_max));
 }
 
 
@@ -774,6 +805,7 @@ ngx_http_scripting_gate_get_req(ngx_http_request_t *r, ngx_uint_t create)
     gr = cln->data;
     ngx_memzero(gr, sizeof(ngx_http_scripting_gate_req_t));
     gr->request = r;
+    gr->log = r->connection->log;
 
     cln->handler = ngx_http_scripting_gate_cleanup;
 

@@ -169,7 +169,8 @@ typedef void (*ngx_http_scripting_gate_handler_pt)(
  */
 struct ngx_http_scripting_gate_req_s {
     ngx_rbtree_node_t                   wnode;      /* key: ticket id */
-    ngx_http_request_t                 *request;
+    ngx_http_request_t                 *request;   /* NULL for a job */
+    ngx_log_t                          *log;
     ngx_http_scripting_gate_zone_t     *zone;
     ngx_http_scripting_gate_ticket_t   *ticket;
     ngx_str_t                           key;
@@ -255,6 +256,9 @@ ngx_int_t ngx_http_scripting_gate_read_body(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 void ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr, ngx_uint_t status);
+void ngx_http_scripting_gate_upstream_answer(ngx_http_scripting_gate_req_t *gr,
+    ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
+    ngx_int_t rc, ngx_msec_t ra);
 ngx_int_t ngx_http_scripting_gate_parse_retry_after(ngx_http_request_t *r,
     ngx_msec_t *ms);
 ngx_int_t ngx_http_scripting_gate_retry_after_value(ngx_str_t *value,
@@ -272,6 +276,10 @@ ngx_int_t ngx_http_scripting_gate_json_error(ngx_http_request_t *r,
 char *ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
+    ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
+    ngx_uint_t method, ngx_int_t rc, ngx_msec_t ra);
+void ngx_http_scripting_gate_retry_count(ngx_http_scripting_gate_req_t *gr);
 ngx_int_t ngx_http_scripting_gate_retry_init(ngx_conf_t *cf);
 void ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_req_t *gr);
 

@@ -86,13 +86,11 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
 {
     ngx_msec_t                          now, wait;
     ngx_queue_t                        *q;
-    ngx_http_request_t                 *r;
     ngx_http_scripting_gate_zone_t     *zone;
     ngx_http_scripting_gate_node_t     *node;
     ngx_http_scripting_gate_ticket_t   *t, *w;
 
     zone = gr->zone;
-    r = gr->request;
     now = ngx_current_msec;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -198,11 +196,11 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
 
     gr->event.handler = ngx_http_scripting_gate_waiter_handler;
     gr->event.data = gr;
-    gr->event.log = r->connection->log;
+    gr->event.log = gr->log;
 
     ngx_add_timer(&gr->event, wait ? wait : gr->queue_timeout);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gr->log, 0,
                    "scripting gate: queued \"%V\" ticket %ui", &gr->key, t->id);
 
     return NGX_AGAIN;
@@ -501,7 +499,6 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 {
     ngx_int_t                          rc;
     ngx_msec_t                         now, timer;
-    ngx_connection_t                  *c;
     ngx_http_scripting_gate_req_t     *gr;
     ngx_http_scripting_gate_zone_t    *zone;
     ngx_http_scripting_gate_node_t    *node;
@@ -517,7 +514,6 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     zone = gr->zone;
     t = gr->ticket;
     node = t->node;
-    c = gr->request->connection;
     now = ngx_current_msec;
     notes.n = 0;
     timer = 0;
@@ -610,12 +606,11 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
         gr->acquired_at = now;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gr->log, 0,
                    "scripting gate: \"%V\" waited, rc:%i", &gr->key, rc);
 
+    /* the handler runs the posted requests of a request it resumes */
     gr->handler(gr, rc);
-
-    ngx_http_run_posted_requests(c);
 }
 
 

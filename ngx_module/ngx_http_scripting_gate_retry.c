@@ -55,6 +55,8 @@ static void ngx_http_scripting_gate_retry_wake(ngx_http_request_t *r);
 static void ngx_http_scripting_gate_retry_timer(ngx_event_t *ev);
 static ngx_int_t ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr, ngx_uint_t status);
+static ngx_uint_t ngx_http_scripting_gate_retry_code(
+    ngx_http_scripting_gate_retry_conf_t *rcf, ngx_uint_t status);
 static ngx_uint_t ngx_http_scripting_gate_retry_budget(
     ngx_http_scripting_gate_req_t *gr,
     ngx_http_scripting_gate_retry_conf_t *rcf);
@@ -127,15 +129,7 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
         gr->gated = (rc == NGX_OK);
     }
 
-    if (gr->gated) {
-        (void) ngx_atomic_fetch_add(&gr->zone->sh->requests, 1);
-        gr->zone->proc->requests++;
-
-    } else {
-        ngx_http_scripting_gate_local_requests++;
-    }
-
-    gr->counted = 1;
+    ngx_http_scripting_gate_retry_count(gr);
 
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
@@ -191,20 +185,24 @@ static void
 ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
     ngx_int_t rc)
 {
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     r = gr->request;
+    c = r->connection;
 
     if (rc != NGX_OK) {
         ngx_http_scripting_gate_retry_refused(r, gr);
-        return;
+
+    } else {
+        rc = ngx_http_scripting_gate_retry_run(r, gr);
+
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, rc);
+        }
     }
 
-    rc = ngx_http_scripting_gate_retry_run(r, gr);
-
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-    }
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -428,6 +426,23 @@ ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
 }
 
 
+/* a request or job under retry counts towards the retry budget */
+
+void
+ngx_http_scripting_gate_retry_count(ngx_http_scripting_gate_req_t *gr)
+{
+    if (gr->gated) {
+        (void) ngx_atomic_fetch_add(&gr->zone->sh->requests, 1);
+        gr->zone->proc->requests++;
+
+    } else {
+        ngx_http_scripting_gate_local_requests++;
+    }
+
+    gr->counted = 1;
+}
+
+
 /* gives back the request's share of the retry budget; idempotent */
 
 void
@@ -469,36 +484,71 @@ static ngx_int_t
 ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr, ngx_uint_t status)
 {
-    ngx_int_t                              rc;
-    ngx_uint_t                            *code, i, found;
-    ngx_msec_t                             delay, left, elapsed, v, ra;
-    ngx_http_scripting_gate_loc_conf_t    *glcf;
-    ngx_http_scripting_gate_retry_conf_t  *rcf;
+    ngx_int_t                            rc;
+    ngx_msec_t                           ra;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
-    rcf = glcf->retry;
 
-    if (rcf == NULL) {
+    if (glcf->retry == NULL
+        || !ngx_http_scripting_gate_retry_code(glcf->retry, status))
+    {
         return NGX_DECLINED;
     }
 
+    ra = 0;
+    rc = glcf->retry_after ? ngx_http_scripting_gate_parse_retry_after(r, &ra)
+                           : NGX_DECLINED;
+
+    return ngx_http_scripting_gate_retry_next(gr, glcf, status, r->method,
+                                              rc, ra);
+}
+
+
+static ngx_uint_t
+ngx_http_scripting_gate_retry_code(ngx_http_scripting_gate_retry_conf_t *rcf,
+    ngx_uint_t status)
+{
+    ngx_uint_t  *code, i;
+
     code = rcf->codes->elts;
-    found = 0;
 
     for (i = 0; i < rcf->codes->nelts; i++) {
         if (code[i] == status) {
-            found = 1;
-            break;
+            return 1;
         }
     }
 
-    if (!found || gr->retries + 1 >= rcf->attempts) {
+    return 0;
+}
+
+
+/*
+ * The policy, for requests and jobs alike: after an answer with "status"
+ * (and its Retry-After: rc NGX_OK and ra ms), NGX_OK when there is to be
+ * another attempt, after gr->delay; NGX_DECLINED when the answer is final.
+ */
+
+ngx_int_t
+ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
+    ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
+    ngx_uint_t method, ngx_int_t rc, ngx_msec_t ra)
+{
+    ngx_msec_t                             delay, left, elapsed, v;
+    ngx_http_scripting_gate_retry_conf_t  *rcf;
+
+    rcf = glcf->retry;
+
+    if (rcf == NULL
+        || !ngx_http_scripting_gate_retry_code(rcf, status)
+        || gr->retries + 1 >= rcf->attempts)
+    {
         return NGX_DECLINED;
     }
 
     if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
         && !rcf->non_idempotent
-        && (r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH|NGX_HTTP_LOCK)))
+        && (method & (NGX_HTTP_POST|NGX_HTTP_PATCH|NGX_HTTP_LOCK)))
     {
         return NGX_DECLINED;
     }
@@ -506,12 +556,9 @@ ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
     elapsed = ngx_current_msec - gr->started;
     left = (elapsed < rcf->deadline) ? rcf->deadline - elapsed : 0;
 
-    rc = glcf->retry_after ? ngx_http_scripting_gate_parse_retry_after(r, &ra)
-                           : NGX_DECLINED;
-
-    if (rc == NGX_OK) {
+    if (glcf->retry_after && rc == NGX_OK) {
         if (ra > glcf->retry_after_max || ra >= left) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+            ngx_log_error(NGX_LOG_INFO, gr->log, 0,
                           "scripting retry: Retry-After of %M ms is beyond "
                           "%s, the answer goes to the client", ra,
                           ra > glcf->retry_after_max ? "the maximum"
@@ -553,7 +600,7 @@ ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
     }
 
     if (!ngx_http_scripting_gate_retry_budget(gr, rcf)) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, gr->log, 0,
                       "scripting retry: retry budget exhausted, "
                       "the answer goes to the client");
         return NGX_DECLINED;
