@@ -59,7 +59,7 @@ $(MOCK): tools/mock/scripting_mock.c
 # the whole suite, then its gate and retry parts again under the sanitizers
 test: deps build $(ASAN_MODULE)
 	@sh t/run.sh
-	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/040-stats.t" sh t/run.sh
+	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t t/040-stats.t" sh t/run.sh
 
 demo: deps build
 	@sh tools/demo.sh

@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_async.h"
 
 
 static ngx_int_t ngx_http_scripting_gate_rewrite_handler(
@@ -132,6 +133,27 @@ static ngx_command_t  ngx_http_scripting_gate_commands[] = {
       0,
       NULL },
 
+    { ngx_string("scripting_async_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_scripting_gate_async_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("scripting_async"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_scripting_gate_async,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("scripting_async_jobs"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_scripting_gate_async_jobs,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -216,7 +238,8 @@ ngx_http_scripting_gate_rewrite_handler(ngx_http_request_t *r)
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
     if (gmcf->json_vars.nelts == 0
-        || (glcf->shm_zone == NULL && glcf->retry == NULL))
+        || (glcf->shm_zone == NULL && glcf->retry == NULL
+            && glcf->async == NULL))
     {
         return NGX_DECLINED;
     }
@@ -307,8 +330,13 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    /* with retry on, each attempt is gated by the retry handler */
-    if (glcf->shm_zone == NULL || glcf->retry) {
+    /*
+     * with retry on, each attempt is gated by the retry handler; an async
+     * submission is answered at once, and its job is gated when it runs
+     */
+    if (glcf->shm_zone == NULL || glcf->retry
+        || ngx_http_scripting_gate_async_wanted(r))
+    {
         return NGX_DECLINED;
     }
 
@@ -586,6 +614,9 @@ ngx_http_scripting_gate_add_header(ngx_http_request_t *r, char *name,
     h->key.len = ngx_strlen(name);
     h->key.data = (u_char *) name;
     h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
 
     return NGX_OK;
 }
@@ -919,6 +950,8 @@ ngx_http_scripting_gate_create_main_conf(ngx_conf_t *cf)
     if (ngx_array_init(&gmcf->zones, cf->pool, 2, sizeof(ngx_shm_zone_t *))
         != NGX_OK
         || ngx_array_init(&gmcf->json_vars, cf->pool, 2, sizeof(void *))
+           != NGX_OK
+        || ngx_array_init(&gmcf->jobs_zones, cf->pool, 1, sizeof(void *))
            != NGX_OK)
     {
         return NULL;
@@ -945,6 +978,7 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
      *     conf->limit_cv = NULL;
      *     conf->stats_max_keys = 0;
      *     conf->stats_reset = 0;
+     *     conf->jobs = NULL;
      */
 
     conf->limit = NGX_CONF_UNSET_UINT;
@@ -956,6 +990,7 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
     conf->retry = NGX_CONF_UNSET_PTR;
     conf->retry_after = NGX_CONF_UNSET;
     conf->retry_after_max = NGX_CONF_UNSET_MSEC;
+    conf->async = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -988,6 +1023,7 @@ ngx_http_scripting_gate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_value(conf->retry_after, prev->retry_after, 1);
     ngx_conf_merge_msec_value(conf->retry_after_max, prev->retry_after_max,
                               180000);
+    ngx_conf_merge_ptr_value(conf->async, prev->async, NULL);
 
     return NGX_CONF_OK;
 }
@@ -996,9 +1032,8 @@ ngx_http_scripting_gate_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *
 ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char                               *p;
     ssize_t                               size;
-    ngx_str_t                            *value, name, s;
+    ngx_str_t                            *value, name;
     ngx_uint_t                            i;
     ngx_shm_zone_t                       *shm_zone, **zp;
     ngx_http_scripting_gate_zone_t       *zone;
@@ -1029,32 +1064,9 @@ ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
 
-            name.data = value[i].data + 5;
-
-            p = (u_char *) ngx_strchr(name.data, ':');
-
-            if (p == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid zone size \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            name.len = p - name.data;
-
-            s.data = p + 1;
-            s.len = value[i].data + value[i].len - s.data;
-
-            size = ngx_parse_size(&s);
-
-            if (size == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid zone size \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            if (size < (ssize_t) (8 * ngx_pagesize)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "zone \"%V\" is too small", &value[i]);
+            if (ngx_http_scripting_gate_conf_zone(cf, &value[i], &name, &size)
+                != NGX_CONF_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
@@ -1101,6 +1113,48 @@ ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *zp = shm_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "zone=NAME:SIZE" of scripting_gate_zone and scripting_async_zone */
+
+char *
+ngx_http_scripting_gate_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_str_t *name, ssize_t *size)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    name->data = value->data + 5;
+
+    p = (u_char *) ngx_strlchr(name->data, value->data + value->len, ':');
+
+    if (p == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    name->len = p - name->data;
+
+    s.data = p + 1;
+    s.len = value->data + value->len - s.data;
+
+    *size = ngx_parse_size(&s);
+
+    if (*size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    if (*size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small", value);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1348,19 +1402,29 @@ ngx_http_scripting_gate_init(ngx_conf_t *cf)
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_scripting_gate_header_filter;
 
-    return ngx_http_scripting_gate_retry_init(cf);
+    if (ngx_http_scripting_gate_retry_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* registered last: an async submission is taken before a retry */
+    return ngx_http_scripting_gate_async_init(cf);
 }
 
 
 static ngx_int_t
 ngx_http_scripting_gate_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_scripting_gate_queue_init_process(cycle);
+    if (ngx_http_scripting_gate_queue_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_scripting_gate_jobs_init_process(cycle);
 }
 
 
 static void
 ngx_http_scripting_gate_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_scripting_gate_async_exit_process(cycle);
     ngx_http_scripting_gate_queue_exit_process(cycle);
 }

@@ -119,6 +119,12 @@ typedef struct {
 } ngx_http_scripting_gate_zone_t;
 
 
+typedef struct ngx_http_scripting_gate_jobs_zone_s
+    ngx_http_scripting_gate_jobs_zone_t;
+typedef struct ngx_http_scripting_gate_async_conf_s
+    ngx_http_scripting_gate_async_conf_t;
+
+
 typedef struct {
     ngx_uint_t                          attempts;
     ngx_msec_t                          base;
@@ -146,12 +152,15 @@ typedef struct {
     ngx_msec_t                          retry_after_max;
     ngx_uint_t                          stats_max_keys;
     ngx_flag_t                          stats_reset;
+    ngx_http_scripting_gate_async_conf_t *async;
+    ngx_shm_zone_t                     *jobs;       /* the jobs endpoint */
 } ngx_http_scripting_gate_loc_conf_t;
 
 
 typedef struct {
     ngx_array_t                         zones;      /* ngx_shm_zone_t * */
     ngx_array_t                         json_vars;
+    ngx_array_t                         jobs_zones; /* ..._jobs_zone_t * */
     ngx_int_t                           request_id_index;
 } ngx_http_scripting_gate_main_conf_t;
 
@@ -244,6 +253,8 @@ ngx_int_t ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle);
 void ngx_http_scripting_gate_queue_exit_process(ngx_cycle_t *cycle);
 
 /* module: shared helpers */
+char *ngx_http_scripting_gate_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_str_t *name, ssize_t *size);
 ngx_http_scripting_gate_req_t *ngx_http_scripting_gate_get_req(
     ngx_http_request_t *r, ngx_uint_t create);
 ngx_int_t ngx_http_scripting_gate_prepare(ngx_http_request_t *r,

@@ -9,7 +9,7 @@
  */
 
 
-#include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_async.h"
 #include "ngx_http_scripting_gate_stats_html.h"
 #include <jansson.h>
 
@@ -104,6 +104,9 @@ static ngx_int_t ngx_http_scripting_gate_stats_labels(ngx_pool_t *pool,
 static ngx_int_t ngx_http_scripting_gate_stats_text(
     ngx_http_scripting_gate_stats_text_t *t, size_t max, const char *fmt, ...);
 static u_char *ngx_http_scripting_gate_stats_escape(u_char *p, ngx_str_t *s);
+static json_t *ngx_http_scripting_gate_stats_jobs_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_stats_jobs_prometheus(
+    ngx_http_request_t *r, ngx_http_scripting_gate_stats_text_t *t);
 static u_char *ngx_http_scripting_gate_stats_seconds(u_char *p, ngx_msec_t ms);
 
 
@@ -185,6 +188,58 @@ static ngx_http_scripting_gate_stats_family_t
     { "retry_budget_exhausted_total", "counter",
       "Retries refused by the retry budget.",
       ngx_http_scripting_gate_stats_zone_field(exhausted), 0 },
+
+    { NULL, NULL, NULL, 0, 0 }
+};
+
+
+#define ngx_http_scripting_gate_stats_jobs_field(field)                       \
+    offsetof(ngx_http_scripting_gate_jobs_shctx_t, field)
+
+
+/* per jobs zone; the JSON names are the families' without "jobs_", "_total" */
+static ngx_http_scripting_gate_stats_family_t
+    ngx_http_scripting_gate_stats_jobs_families[] =
+{
+    { "jobs_stored", "gauge",
+      "Jobs in the store, finished ones included.",
+      ngx_http_scripting_gate_stats_jobs_field(stored), 0 },
+
+    { "jobs_queued", "gauge",
+      "Jobs waiting to start.",
+      ngx_http_scripting_gate_stats_jobs_field(queued), 0 },
+
+    { "jobs_running", "gauge",
+      "Jobs under way.",
+      ngx_http_scripting_gate_stats_jobs_field(running), 0 },
+
+    { "jobs_accepted_total", "counter",
+      "Jobs accepted with 202.",
+      ngx_http_scripting_gate_stats_jobs_field(accepted), 0 },
+
+    { "jobs_refused_total", "counter",
+      "Async requests refused with 503: the store was full.",
+      ngx_http_scripting_gate_stats_jobs_field(refused), 0 },
+
+    { "jobs_succeeded_total", "counter",
+      "Jobs that ended with an upstream answer below 400.",
+      ngx_http_scripting_gate_stats_jobs_field(succeeded), 0 },
+
+    { "jobs_failed_total", "counter",
+      "Jobs that failed.",
+      ngx_http_scripting_gate_stats_jobs_field(failed), 0 },
+
+    { "jobs_expired_total", "counter",
+      "Finished jobs whose result expired.",
+      ngx_http_scripting_gate_stats_jobs_field(expired), 0 },
+
+    { "jobs_callbacks_delivered_total", "counter",
+      "Callbacks delivered.",
+      ngx_http_scripting_gate_stats_jobs_field(callbacks_delivered), 0 },
+
+    { "jobs_callbacks_failed_total", "counter",
+      "Callbacks given up.",
+      ngx_http_scripting_gate_stats_jobs_field(callbacks_failed), 0 },
 
     { NULL, NULL, NULL, 0, 0 }
 };
@@ -721,6 +776,7 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
     ngx_time_t                            *tp;
     ngx_http_scripting_gate_stats_key_t   *k;
     ngx_http_scripting_gate_stats_zone_t  *z;
+    ngx_http_scripting_gate_main_conf_t   *gmcf;
 
     ngx_http_scripting_gate_json_use_pool(r->pool);
 
@@ -797,6 +853,18 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
         {
             goto done;
         }
+    }
+
+    /* "jobs" only with async jobs configured: a zone of jobs each */
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    if (gmcf->jobs_zones.nelts
+        && json_object_set_new(root, "jobs",
+                               ngx_http_scripting_gate_stats_jobs_json(r))
+           != 0)
+    {
+        goto done;
     }
 
     tp = ngx_timeofday();
@@ -1026,6 +1094,131 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
                        "scripting_gate_%s_count{%V} %ui\n",
                        hists[c][0], &z[i].label, (ngx_uint_t) h->total)
                    != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return ngx_http_scripting_gate_stats_jobs_prometheus(r, t);
+}
+
+
+static json_t *
+ngx_http_scripting_gate_stats_jobs_json(ngx_http_request_t *r)
+{
+    char                                    name[64], *p;
+    json_t                                 *jobs, *jz;
+    ngx_uint_t                              i, v;
+    ngx_http_scripting_gate_jobs_zone_t   **jzp;
+    ngx_http_scripting_gate_main_conf_t    *gmcf;
+    ngx_http_scripting_gate_jobs_shctx_t    figures;
+    ngx_http_scripting_gate_stats_family_t *f;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    jobs = json_object();
+    if (jobs == NULL) {
+        return NULL;
+    }
+
+    jzp = gmcf->jobs_zones.elts;
+
+    for (i = 0; i < gmcf->jobs_zones.nelts; i++) {
+        ngx_http_scripting_gate_jobs_figures(jzp[i], &figures);
+
+        jz = json_object();
+
+        if (jz == NULL
+            || json_object_setn_new(jobs,
+                                    (char *) jzp[i]->shm_zone->shm.name.data,
+                                    jzp[i]->shm_zone->shm.name.len, jz))
+        {
+            return NULL;
+        }
+
+        for (f = ngx_http_scripting_gate_stats_jobs_families; f->name; f++) {
+            v = *(ngx_uint_t *) ((u_char *) &figures + f->offset);
+
+            /* "jobs_accepted_total" is "accepted" */
+            p = (char *) ngx_cpystrn((u_char *) name, (u_char *) f->name + 5,
+                                     sizeof(name));
+
+            if (p - name > 6 && ngx_strcmp(p - 6, "_total") == 0) {
+                p[-6] = '\0';
+            }
+
+            if (json_object_set_new(jz, name, json_integer(v)) != 0) {
+                return NULL;
+            }
+        }
+    }
+
+    return jobs;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_jobs_prometheus(ngx_http_request_t *r,
+    ngx_http_scripting_gate_stats_text_t *t)
+{
+    u_char                                 *p;
+    ngx_str_t                              *name, label;
+    ngx_uint_t                              i, v;
+    ngx_http_scripting_gate_jobs_zone_t   **jzp;
+    ngx_http_scripting_gate_main_conf_t    *gmcf;
+    ngx_http_scripting_gate_jobs_shctx_t   *figures;
+    ngx_http_scripting_gate_stats_family_t *f;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    if (gmcf->jobs_zones.nelts == 0) {
+        return NGX_OK;
+    }
+
+    figures = ngx_palloc(r->pool,
+                         gmcf->jobs_zones.nelts
+                         * sizeof(ngx_http_scripting_gate_jobs_shctx_t));
+    if (figures == NULL) {
+        return NGX_ERROR;
+    }
+
+    jzp = gmcf->jobs_zones.elts;
+
+    for (i = 0; i < gmcf->jobs_zones.nelts; i++) {
+        ngx_http_scripting_gate_jobs_figures(jzp[i], &figures[i]);
+    }
+
+    for (f = ngx_http_scripting_gate_stats_jobs_families; f->name; f++) {
+
+        if (ngx_http_scripting_gate_stats_text(t, 512,
+                "# HELP scripting_gate_%s %s\n"
+                "# TYPE scripting_gate_%s %s\n",
+                f->name, f->help, f->name, f->type)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < gmcf->jobs_zones.nelts; i++) {
+            name = &jzp[i]->shm_zone->shm.name;
+            v = *(ngx_uint_t *) ((u_char *) &figures[i] + f->offset);
+
+            p = ngx_pnalloc(r->pool, sizeof("zone=\"\"") + 2 * name->len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            label.data = p;
+            p = ngx_cpymem(p, "zone=\"", 6);
+            p = ngx_http_scripting_gate_stats_escape(p, name);
+            *p++ = '"';
+            label.len = p - label.data;
+
+            if (ngx_http_scripting_gate_stats_text(t,
+                    label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                    "scripting_gate_%s{%V} %ui\n", f->name, &label, v)
+                != NGX_OK)
             {
                 return NGX_ERROR;
             }

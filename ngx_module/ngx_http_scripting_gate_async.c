@@ -1,0 +1,1713 @@
+
+/*
+ * Copyright (C) nginx-scripting-gate authors
+ *
+ * Async: a request that asks for it (Prefer: respond-async, RFC 7240) is
+ * answered 202 at once and run in the background as a job.
+ *
+ * The submission is taken at the precontent phase, after access checks,
+ * with its body read whole.  The job is stored (jobs.c) before anything is
+ * promised: a full store is a 503, never a lost job.  The run belongs to
+ * the worker that accepted it and lives in a pool of its own: it holds a
+ * copy of the method, URI, headers (not those of the connection) and body,
+ * and goes through the same gate key, queue and retry policy as a
+ * synchronous request of the location, with the gate's dealings
+ * (ngx_http_scripting_gate_req_t) of its own.  Each attempt is a libcurl
+ * transfer on the worker's multi handle, driven by nginx's events
+ * (curl.c).  A gate that refuses a job (queue full, queue timeout) only
+ * delays it: a job has the patience its client was spared, up to its
+ * timeout.  The run's timeout is a timer that is not cancelable, so that a
+ * worker shutting down after a reload finishes its jobs first.  Once
+ * finished, the job's JSON may be POSTed to a callback URL the client gave,
+ * if the configuration allows its prefix, with a few retries of its own.
+ */
+
+
+#include "ngx_http_scripting_gate_async.h"
+#include "ngx_http_scripting_gate_curl.h"
+#include <jansson.h>
+
+
+#define NGX_HTTP_SCRIPTING_GATE_CALLBACK_ATTEMPTS  3
+#define NGX_HTTP_SCRIPTING_GATE_CALLBACK_TIMEOUT   10000
+#define NGX_HTTP_SCRIPTING_GATE_MAX_CALLBACK_URL   2048
+
+
+typedef struct {
+    u_char                               *data;
+    size_t                                len;
+    size_t                                size;
+} ngx_http_scripting_gate_bytes_t;
+
+
+/* a job's run, in the worker that accepted it */
+typedef struct {
+    ngx_http_scripting_gate_curl_t        curl;     /* the upstream */
+    ngx_http_scripting_gate_curl_t        cb;       /* the callback */
+    ngx_http_scripting_gate_req_t         gr;       /* the gate */
+    ngx_queue_t                           queue;
+    ngx_pool_t                           *pool;
+    ngx_log_t                            *log;
+    ngx_http_scripting_gate_jobs_zone_t  *jz;
+    ngx_http_scripting_gate_loc_conf_t   *glcf;
+    ngx_http_scripting_gate_async_conf_t *acf;
+    u_char                      id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
+    ngx_uint_t                            method;
+    struct curl_slist                    *headers;
+    struct curl_slist                    *cb_headers;
+    ngx_str_t                             body;
+    ngx_str_t                             callback;
+    ngx_str_t                             cb_body;
+    ngx_http_scripting_gate_bytes_t       resp_headers;
+    ngx_http_scripting_gate_bytes_t       resp_body;
+    ngx_uint_t                            attempts;
+    ngx_uint_t                            cb_attempts;
+    ngx_msec_t                            started;
+    ngx_event_t                           timeout;  /* not cancelable */
+    ngx_event_t                           wait;     /* a gate that refused */
+    ngx_event_t                           cb_wait;
+    unsigned                              too_big:1;
+    unsigned                              finished:1;
+} ngx_http_scripting_gate_run_t;
+
+
+static ngx_int_t ngx_http_scripting_gate_async_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_async_callback_allowed(
+    ngx_http_request_t *r, ngx_http_scripting_gate_async_conf_t *acf,
+    ngx_str_t *url);
+static ngx_http_scripting_gate_run_t *ngx_http_scripting_gate_async_run(
+    ngx_http_request_t *r, ngx_http_scripting_gate_async_conf_t *acf,
+    ngx_str_t *callback);
+static ngx_int_t ngx_http_scripting_gate_async_copy_request(
+    ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
+static ngx_int_t ngx_http_scripting_gate_async_copy_body(
+    ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
+static ngx_int_t ngx_http_scripting_gate_async_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *code, char *message, ngx_uint_t retry_after);
+static void ngx_http_scripting_gate_async_attempt(
+    ngx_http_scripting_gate_run_t *run);
+static void ngx_http_scripting_gate_async_granted(
+    ngx_http_scripting_gate_req_t *gr, ngx_int_t rc);
+static void ngx_http_scripting_gate_async_refused(
+    ngx_http_scripting_gate_run_t *run);
+static void ngx_http_scripting_gate_async_wait_handler(ngx_event_t *ev);
+static void ngx_http_scripting_gate_async_send_attempt(
+    ngx_http_scripting_gate_run_t *run);
+static void ngx_http_scripting_gate_async_done(
+    ngx_http_scripting_gate_curl_t *cu, CURLcode code);
+static void ngx_http_scripting_gate_async_retry_handler(ngx_event_t *ev);
+static void ngx_http_scripting_gate_async_timeout_handler(ngx_event_t *ev);
+static void ngx_http_scripting_gate_async_finish(
+    ngx_http_scripting_gate_run_t *run, ngx_uint_t state, ngx_uint_t status,
+    ngx_str_t *reason);
+static void ngx_http_scripting_gate_async_callback(
+    ngx_http_scripting_gate_run_t *run);
+static void ngx_http_scripting_gate_async_callback_done(
+    ngx_http_scripting_gate_curl_t *cu, CURLcode code);
+static void ngx_http_scripting_gate_async_callback_wait(ngx_event_t *ev);
+static void ngx_http_scripting_gate_async_destroy(
+    ngx_http_scripting_gate_run_t *run);
+static size_t ngx_http_scripting_gate_async_header_cb(char *p, size_t size,
+    size_t n, void *data);
+static size_t ngx_http_scripting_gate_async_body_cb(char *p, size_t size,
+    size_t n, void *data);
+static size_t ngx_http_scripting_gate_async_discard_cb(char *p, size_t size,
+    size_t n, void *data);
+static ngx_int_t ngx_http_scripting_gate_bytes_add(ngx_pool_t *pool,
+    ngx_http_scripting_gate_bytes_t *b, u_char *p, size_t len, size_t max);
+static ngx_int_t ngx_http_scripting_gate_async_retry_after(
+    ngx_http_scripting_gate_run_t *run, ngx_msec_t *ms);
+
+
+static ngx_queue_t  ngx_http_scripting_gate_runs;
+static ngx_uint_t   ngx_http_scripting_gate_runs_ready;
+
+
+/* not forwarded: they belong to one connection, or to the gateway */
+static ngx_str_t  ngx_http_scripting_gate_hop_by_hop_headers[] = {
+    ngx_string("Connection"),
+    ngx_string("Keep-Alive"),
+    ngx_string("Proxy-Connection"),
+    ngx_string("Proxy-Authenticate"),
+    ngx_string("Proxy-Authorization"),
+    ngx_string("TE"),
+    ngx_string("Trailer"),
+    ngx_string("Transfer-Encoding"),
+    ngx_string("Upgrade"),
+    ngx_string("Content-Length"),
+    ngx_null_string
+};
+
+
+/* scripting_async zone=NAME pass=URL jobs_uri=URI [timeout=T]
+ *                 [callback_allow=PREFIX ...] | off */
+
+char *
+ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
+
+    u_char                                *p, *last;
+    ngx_str_t                             *value, s, *prefix;
+    ngx_uint_t                             i;
+    ngx_http_scripting_gate_async_conf_t  *acf;
+
+    if (glcf->async != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        glcf->async = NULL;
+        return NGX_CONF_OK;
+    }
+
+    acf = ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_async_conf_t));
+    if (acf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    acf->timeout = 300000;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            acf->jobs = ngx_http_scripting_gate_jobs_zone(cf, &s);
+            if (acf->jobs == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "pass=", 5) == 0) {
+            acf->pass.data = value[i].data + 5;
+            acf->pass.len = value[i].len - 5;
+
+            /* scheme://host[:port], the request's URI follows it */
+
+            if (ngx_strncmp(acf->pass.data, "http://", 7) == 0) {
+                p = acf->pass.data + 7;
+
+            } else if (ngx_strncmp(acf->pass.data, "https://", 8) == 0) {
+                p = acf->pass.data + 8;
+
+            } else {
+                p = NULL;
+            }
+
+            last = acf->pass.data + acf->pass.len;
+
+            if (p == NULL || p == last || ngx_strlchr(p, last, '/') != NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid pass \"%V\", it must be "
+                                   "\"http://host[:port]\" or "
+                                   "\"https://host[:port]\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "jobs_uri=", 9) == 0) {
+            acf->jobs_uri.data = value[i].data + 9;
+            acf->jobs_uri.len = value[i].len - 9;
+
+            if (acf->jobs_uri.len == 0
+                || acf->jobs_uri.data[acf->jobs_uri.len - 1] != '/')
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid jobs_uri \"%V\", it must end "
+                                   "with \"/\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            acf->timeout = ngx_parse_time(&s, 0);
+
+            if (acf->timeout == (ngx_msec_t) NGX_ERROR || acf->timeout == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid timeout \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "callback_allow=", 15) == 0) {
+            s.data = value[i].data + 15;
+            s.len = value[i].len - 15;
+
+            /* a prefix up to the path: no host can be slipped after it */
+
+            if ((ngx_strncmp(s.data, "http://", 7) != 0
+                 && ngx_strncmp(s.data, "https://", 8) != 0)
+                || ngx_strlchr(s.data + 8, s.data + s.len, '/') == NULL)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid callback_allow \"%V\", it must "
+                                   "be an http:// or https:// URL with a "
+                                   "path, such as \"https://host/\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (acf->callback_allow == NULL) {
+                acf->callback_allow = ngx_array_create(cf->pool, 2,
+                                                       sizeof(ngx_str_t));
+                if (acf->callback_allow == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+            prefix = ngx_array_push(acf->callback_allow);
+            if (prefix == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *prefix = s;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (acf->jobs == NULL || acf->pass.len == 0 || acf->jobs_uri.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must have \"zone\", \"pass\" and "
+                           "\"jobs_uri\" parameters", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    glcf->async = acf;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_scripting_gate_async_handler;
+
+    return NGX_OK;
+}
+
+
+/* Prefer: respond-async, on a location with scripting_async */
+
+ngx_uint_t
+ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r)
+{
+    u_char                              *p, *last;
+    ngx_uint_t                           i;
+    ngx_list_part_t                     *part;
+    ngx_table_elt_t                     *h;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
+
+    if (r != r->main) {
+        return 0;
+    }
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    if (glcf->async == NULL) {
+        return 0;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Prefer") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Prefer",
+                               sizeof("Prefer") - 1) != 0)
+        {
+            continue;
+        }
+
+        /* a token of a comma-separated list, maybe with parameters */
+
+        p = h[i].value.data;
+        last = p + h[i].value.len;
+
+        while (p < last) {
+            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+
+            if ((size_t) (last - p) >= sizeof("respond-async") - 1
+                && ngx_strncasecmp(p, (u_char *) "respond-async",
+                                   sizeof("respond-async") - 1) == 0
+                && ((size_t) (last - p) == sizeof("respond-async") - 1
+                    || p[sizeof("respond-async") - 1] == ','
+                    || p[sizeof("respond-async") - 1] == ';'
+                    || p[sizeof("respond-async") - 1] == ' '
+                    || p[sizeof("respond-async") - 1] == '\t'))
+            {
+                return 1;
+            }
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_scripting_gate_hop_by_hop(ngx_str_t *name)
+{
+    ngx_str_t  *h;
+
+    for (h = ngx_http_scripting_gate_hop_by_hop_headers; h->len; h++) {
+        if (name->len == h->len
+            && ngx_strncasecmp(name->data, h->data, h->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
+{
+    u_char                              *p;
+    ngx_int_t                            rc;
+    ngx_str_t                            callback, body, prefix, *key;
+    ngx_uint_t                           i;
+    ngx_list_part_t                     *part;
+    ngx_table_elt_t                     *h, *pa, *loc;
+    ngx_http_scripting_gate_req_t       *gr;
+    ngx_http_scripting_gate_run_t       *run;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
+
+    static ngx_str_t  empty = ngx_null_string;
+
+    if (!ngx_http_scripting_gate_async_wanted(r)) {
+        return NGX_DECLINED;
+    }
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    gr = ngx_http_scripting_gate_get_req(r, 1);
+    if (gr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (gr->started) {
+        /* answered already: an internal redirect brought it back */
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_scripting_gate_read_body(r, gr);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    gr->started = ngx_current_msec;
+
+    callback = empty;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Callback-Url") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Callback-Url",
+                               sizeof("Callback-Url") - 1) == 0)
+        {
+            callback = h[i].value;
+        }
+    }
+
+    if (callback.len) {
+        if (ngx_http_scripting_gate_async_callback_allowed(r, glcf->async,
+                                                           &callback)
+            != NGX_OK)
+        {
+            ngx_http_finalize_request(r, ngx_http_scripting_gate_async_error(r,
+                    NGX_HTTP_BAD_REQUEST, "bad.request",
+                    "The callback URL is not allowed: it must start with a "
+                    "prefix the gateway allows", 0));
+            return NGX_DONE;
+        }
+    }
+
+    run = ngx_http_scripting_gate_async_run(r, glcf->async, &callback);
+
+    if (run == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (run == (void *) -1) {
+        ngx_http_finalize_request(r, ngx_http_scripting_gate_async_error(r,
+                        NGX_HTTP_SERVICE_UNAVAILABLE, "service.unavailable",
+                        "The job store is full. Retry the request later", 1));
+        return NGX_DONE;
+    }
+
+    /* 202, with where to look */
+
+    prefix = glcf->async->jobs_uri;
+
+    rc = ngx_http_scripting_gate_job_json(r->pool, run->jz, run->id, &prefix,
+                                          &body, NULL);
+
+    ngx_http_scripting_gate_async_attempt(run);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pa = ngx_list_push(&r->headers_out.headers);
+    loc = pa ? ngx_list_push(&r->headers_out.headers) : NULL;
+    p = ngx_pnalloc(r->pool, prefix.len + NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
+
+    if (loc == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pa->hash = 1;
+#if (nginx_version >= 1023000)
+    pa->next = NULL;
+#endif
+    ngx_str_set(&pa->key, "Preference-Applied");
+    ngx_str_set(&pa->value, "respond-async");
+
+    loc->hash = 1;
+#if (nginx_version >= 1023000)
+    loc->next = NULL;
+#endif
+    ngx_str_set(&loc->key, "Location");
+    loc->value.data = p;
+    loc->value.len = ngx_cpymem(ngx_cpymem(p, prefix.data, prefix.len),
+                                run->id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN)
+                     - p;
+
+    key = &run->gr.key;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "scripting async: job %*s accepted, key \"%V\"",
+                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id, key);
+
+    rc = ngx_http_scripting_gate_jobs_send(r, NGX_HTTP_ACCEPTED, &body);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A callback goes only to a prefix the configuration lists: the gateway
+ * must not become a relay to any address a client names.  NGX_DECLINED
+ * (logged): not allowed.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_callback_allowed(ngx_http_request_t *r,
+    ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *url)
+{
+    ngx_str_t   *prefix;
+    ngx_uint_t   i;
+
+    if (url->len > NGX_HTTP_SCRIPTING_GATE_MAX_CALLBACK_URL) {
+        goto refused;
+    }
+
+    for (i = 0; i < url->len; i++) {
+        if (url->data[i] <= ' ' || url->data[i] >= 0x7f) {
+            goto refused;
+        }
+    }
+
+    if (acf->callback_allow) {
+        prefix = acf->callback_allow->elts;
+
+        for (i = 0; i < acf->callback_allow->nelts; i++) {
+            if (url->len >= prefix[i].len
+                && ngx_strncmp(url->data, prefix[i].data, prefix[i].len) == 0)
+            {
+                return NGX_OK;
+            }
+        }
+    }
+
+refused:
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "scripting async: callback URL \"%*s\" is not allowed",
+                  ngx_min(url->len, 256), url->data);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The job and its run; (void *) -1 when the store is full, NULL on an
+ * error.
+ */
+
+static ngx_http_scripting_gate_run_t *
+ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
+    ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *callback)
+{
+    ngx_int_t                            rc;
+    ngx_str_t                            key, method, uri;
+    ngx_pool_t                          *pool;
+    ngx_http_scripting_gate_run_t       *run;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    run = ngx_pcalloc(pool, sizeof(ngx_http_scripting_gate_run_t));
+    if (run == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    run->pool = pool;
+    run->log = ngx_cycle->log;
+    run->jz = acf->jobs->data;
+    run->glcf = glcf;
+    run->acf = acf;
+    run->method = r->method;
+    run->started = ngx_current_msec;
+
+    run->gr.log = run->log;
+    run->gr.started = run->started;
+
+    if (glcf->shm_zone) {
+        rc = ngx_http_scripting_gate_prepare(r, &run->gr);
+
+        if (rc == NGX_ERROR) {
+            goto failed;
+        }
+
+        if (rc == NGX_OK) {
+            run->gr.gated = 1;
+
+            /* the key was evaluated in the request's pool */
+            key.data = ngx_pstrdup(pool, &run->gr.key);
+            if (key.data == NULL) {
+                goto failed;
+            }
+
+            run->gr.key.data = key.data;
+        }
+    }
+
+    if (ngx_http_scripting_gate_async_copy_request(r, run) != NGX_OK) {
+        goto failed;
+    }
+
+    if (callback->len) {
+        run->callback.data = ngx_pstrdup(pool, callback);
+        if (run->callback.data == NULL) {
+            goto failed;
+        }
+
+        run->callback.len = callback->len;
+    }
+
+    key = run->gr.key;
+    method = r->method_name;
+    uri = r->unparsed_uri;
+
+    rc = ngx_http_scripting_gate_job_create(run->jz, &key, &method, &uri,
+                                            &run->callback, run->id,
+                                            r->connection->log);
+
+    if (rc != NGX_OK) {
+        curl_slist_free_all(run->headers);
+        curl_easy_cleanup(run->curl.easy);
+        ngx_destroy_pool(pool);
+        return (rc == NGX_DECLINED) ? (void *) -1 : NULL;
+    }
+
+    if (!ngx_http_scripting_gate_runs_ready) {
+        ngx_queue_init(&ngx_http_scripting_gate_runs);
+        ngx_http_scripting_gate_runs_ready = 1;
+    }
+
+    ngx_queue_insert_tail(&ngx_http_scripting_gate_runs, &run->queue);
+
+    if (glcf->retry) {
+        ngx_http_scripting_gate_retry_count(&run->gr);
+    }
+
+    run->timeout.handler = ngx_http_scripting_gate_async_timeout_handler;
+    run->timeout.data = run;
+    run->timeout.log = run->log;
+    ngx_add_timer(&run->timeout, acf->timeout);
+
+    run->wait.handler = ngx_http_scripting_gate_async_wait_handler;
+    run->wait.data = run;
+    run->wait.log = run->log;
+
+    run->gr.retry_event.handler = ngx_http_scripting_gate_async_retry_handler;
+    run->gr.retry_event.data = run;
+    run->gr.retry_event.log = run->log;
+
+    return run;
+
+failed:
+
+    if (run->headers) {
+        curl_slist_free_all(run->headers);
+    }
+
+    if (run->curl.easy) {
+        curl_easy_cleanup(run->curl.easy);
+    }
+
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
+/* the upstream request, as curl will send it on every attempt */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
+    ngx_http_scripting_gate_run_t *run)
+{
+    u_char             *p, *url;
+    CURL               *easy;
+    ngx_uint_t          i, content_type;
+    ngx_list_part_t    *part;
+    ngx_table_elt_t    *h;
+    struct curl_slist  *list;
+
+    url = ngx_pnalloc(run->pool, run->acf->pass.len + r->unparsed_uri.len + 1);
+    if (url == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(url, run->acf->pass.data, run->acf->pass.len);
+    p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
+    *p = '\0';
+
+    content_type = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_scripting_gate_hop_by_hop(&h[i].key)
+            || (h[i].key.len == 4
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Host", 4) == 0)
+            || (h[i].key.len == 6
+                && (ngx_strncasecmp(h[i].key.data, (u_char *) "Expect", 6)
+                    == 0
+                    || ngx_strncasecmp(h[i].key.data, (u_char *) "Prefer", 6)
+                       == 0))
+            || (h[i].key.len == sizeof("Callback-Url") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Callback-Url",
+                                   sizeof("Callback-Url") - 1) == 0))
+        {
+            continue;
+        }
+
+        if (h[i].key.len == sizeof("Content-Type") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Type",
+                               sizeof("Content-Type") - 1) == 0)
+        {
+            content_type = 1;
+        }
+
+        p = ngx_pnalloc(run->pool, h[i].key.len + 2 + h[i].value.len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(p, "%V: %V%Z", &h[i].key, &h[i].value);
+
+        list = curl_slist_append(run->headers, (char *) p);
+        if (list == NULL) {
+            return NGX_ERROR;
+        }
+
+        run->headers = list;
+    }
+
+    /* no 100-continue round trip, and none of curl's own defaults */
+
+    list = curl_slist_append(run->headers, "Expect:");
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    run->headers = list;
+
+    if (!content_type) {
+        list = curl_slist_append(run->headers, "Content-Type:");
+        if (list == NULL) {
+            return NGX_ERROR;
+        }
+
+        run->headers = list;
+    }
+
+    if (ngx_http_scripting_gate_async_copy_body(r, run) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    easy = curl_easy_init();
+    if (easy == NULL) {
+        return NGX_ERROR;
+    }
+
+    run->curl.easy = easy;
+    run->curl.done = ngx_http_scripting_gate_async_done;
+
+    p = ngx_pnalloc(run->pool, r->method_name.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, r->method_name.data, r->method_name.len);
+    p[r->method_name.len] = '\0';
+
+    if (curl_easy_setopt(easy, CURLOPT_URL, url) != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_HTTPHEADER, run->headers)
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION,
+                            ngx_http_scripting_gate_async_header_cb)
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_HEADERDATA, run) != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                            ngx_http_scripting_gate_async_body_cb)
+           != CURLE_OK
+        || curl_easy_setopt(easy, CURLOPT_WRITEDATA, run) != CURLE_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_HEAD) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+
+    } else if (run->body.len || r->method != NGX_HTTP_GET) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) run->body.len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                         run->body.len ? (char *) run->body.data : "");
+    }
+
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, (char *) p);
+
+    return NGX_OK;
+}
+
+
+/* the body, replayed byte for byte on every attempt, from memory */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_copy_body(ngx_http_request_t *r,
+    ngx_http_scripting_gate_run_t *run)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(run->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    run->body.data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* the client's body in its temporary file, as proxy reads it */
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    run->body.len = p - run->body.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_async_error(ngx_http_request_t *r, ngx_uint_t status,
+    char *code, char *message, ngx_uint_t retry_after)
+{
+    char                                 *s;
+    u_char                               *p;
+    json_t                               *o;
+    ngx_str_t                             body, id, ra;
+    ngx_http_variable_value_t            *vv;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    vv = ngx_http_get_indexed_variable(r, gmcf->request_id_index);
+
+    if (vv && !vv->not_found) {
+        id.data = vv->data;
+        id.len = vv->len;
+
+    } else {
+        ngx_str_null(&id);
+    }
+
+    ngx_http_scripting_gate_json_use_pool(r->pool);
+
+    o = json_pack("{s:s, s:s, s:i, s:s%, s:[], s:[]}",
+                  "message", message,
+                  "code", code,
+                  "status", (json_int_t) status,
+                  "contextId", id.len ? (char *) id.data : "", id.len,
+                  "details",
+                  "errors");
+
+    s = o ? json_dumps(o, JSON_COMPACT|JSON_PRESERVE_ORDER) : NULL;
+
+    ngx_http_scripting_gate_json_use_pool(NULL);
+
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.data = (u_char *) s;
+    body.len = ngx_strlen(s);
+
+    if (retry_after) {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ra.data = p;
+        ra.len = ngx_sprintf(p, "%ui", retry_after) - p;
+
+        if (ngx_http_scripting_gate_add_header(r, "Retry-After", &ra)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_scripting_gate_jobs_send(r, status, &body);
+}
+
+
+/* an attempt, through the gate when the location has one */
+
+static void
+ngx_http_scripting_gate_async_attempt(ngx_http_scripting_gate_run_t *run)
+{
+    ngx_int_t  rc;
+
+    if (!run->gr.gated) {
+        ngx_http_scripting_gate_async_send_attempt(run);
+        return;
+    }
+
+    run->gr.retry = (run->gr.retries > 0);
+    run->gr.status = NGX_HTTP_SCRIPTING_GATE_NONE;
+
+    rc = ngx_http_scripting_gate_acquire(&run->gr);
+
+    switch (rc) {
+
+    case NGX_OK:
+        ngx_http_scripting_gate_async_send_attempt(run);
+        return;
+
+    case NGX_AGAIN:
+        run->gr.handler = ngx_http_scripting_gate_async_granted;
+        return;
+
+    default:
+        ngx_http_scripting_gate_async_refused(run);
+    }
+}
+
+
+static void
+ngx_http_scripting_gate_async_granted(ngx_http_scripting_gate_req_t *gr,
+    ngx_int_t rc)
+{
+    ngx_http_scripting_gate_run_t  *run;
+
+    run = (ngx_http_scripting_gate_run_t *)
+              ((u_char *) gr - offsetof(ngx_http_scripting_gate_run_t, gr));
+
+    if (rc == NGX_OK) {
+        ngx_http_scripting_gate_async_send_attempt(run);
+        return;
+    }
+
+    ngx_http_scripting_gate_async_refused(run);
+}
+
+
+/* the gate turned the job away for now: it tries again when told to */
+
+static void
+ngx_http_scripting_gate_async_refused(ngx_http_scripting_gate_run_t *run)
+{
+    ngx_msec_t  delay;
+
+    delay = ngx_max(run->gr.retry_after, 100);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                   "scripting async: job %*s waits for the gate",
+                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id);
+
+    /* the run's timeout ends the wait if it comes first */
+    ngx_add_timer(&run->wait, delay);
+}
+
+
+static void
+ngx_http_scripting_gate_async_wait_handler(ngx_event_t *ev)
+{
+    ngx_http_scripting_gate_async_attempt(ev->data);
+}
+
+
+static void
+ngx_http_scripting_gate_async_send_attempt(ngx_http_scripting_gate_run_t *run)
+{
+    ngx_msec_t   elapsed;
+    ngx_str_t    reason;
+
+    run->attempts++;
+    run->too_big = 0;
+    run->resp_headers.len = 0;
+    run->resp_body.len = 0;
+
+    if (run->gr.retries && run->gr.ticket) {
+        (void) ngx_atomic_fetch_add(&run->gr.zone->sh->counters.retries, 1);
+        (void) ngx_atomic_fetch_add(&run->gr.ticket->node->counters.retries,
+                                    1);
+    }
+
+    ngx_http_scripting_gate_job_running(run->jz, run->id, run->attempts);
+
+    /* the attempt ends with the run's timeout at the latest */
+    elapsed = ngx_current_msec - run->started;
+
+    curl_easy_setopt(run->curl.easy, CURLOPT_TIMEOUT_MS,
+                     (long) (run->acf->timeout > elapsed
+                             ? run->acf->timeout - elapsed : 1));
+
+    if (ngx_http_scripting_gate_curl_add(&run->curl, run->log) != NGX_OK) {
+        ngx_http_scripting_gate_release(&run->gr);
+        ngx_str_set(&reason, "the request could not be started");
+        ngx_http_scripting_gate_async_finish(run,
+                                             NGX_HTTP_SCRIPTING_GATE_JOB_FAILED,
+                                             0, &reason);
+    }
+}
+
+
+static void
+ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
+    CURLcode code)
+{
+    u_char                         *p;
+    long                            status;
+    ngx_int_t                       rc;
+    ngx_str_t                       reason;
+    ngx_msec_t                      ra;
+    ngx_uint_t                      state;
+    ngx_http_scripting_gate_run_t  *run;
+
+    run = (ngx_http_scripting_gate_run_t *) cu;
+
+    status = 0;
+
+    if (code == CURLE_OK) {
+        curl_easy_getinfo(cu->easy, CURLINFO_RESPONSE_CODE, &status);
+    }
+
+    if (run->too_big) {
+        ngx_http_scripting_gate_release(&run->gr);
+
+        p = ngx_pnalloc(run->pool, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN);
+        if (p == NULL) {
+            ngx_str_set(&reason, "the result is larger than max_result");
+
+        } else {
+            reason.data = p;
+            reason.len = ngx_snprintf(p, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN,
+                                      "the result is larger than max_result "
+                                      "(%uz bytes)", run->jz->max_result)
+                         - p;
+        }
+
+        ngx_http_scripting_gate_async_finish(run,
+                                             NGX_HTTP_SCRIPTING_GATE_JOB_FAILED,
+                                             0, &reason);
+        return;
+    }
+
+    ra = 0;
+    rc = NGX_DECLINED;
+
+    if (status == 0) {
+        /* no answer: what proxy_pass would have answered */
+        status = (code == CURLE_OPERATION_TIMEDOUT) ? NGX_HTTP_GATEWAY_TIME_OUT
+                                                    : NGX_HTTP_BAD_GATEWAY;
+
+        ngx_log_error(NGX_LOG_WARN, run->log, 0,
+                      "scripting async: job %*s, attempt %ui: %s",
+                      (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
+                      run->attempts, curl_easy_strerror(code));
+
+    } else if (run->glcf->retry_after) {
+        rc = ngx_http_scripting_gate_async_retry_after(run, &ra);
+    }
+
+    ngx_http_scripting_gate_upstream_answer(&run->gr, run->glcf, status, rc,
+                                            ra);
+    ngx_http_scripting_gate_release(&run->gr);
+
+    if (ngx_http_scripting_gate_retry_next(&run->gr, run->glcf, status,
+                                           run->method, rc, ra)
+        == NGX_OK)
+    {
+        run->gr.retries++;
+
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, run->log, 0,
+                       "scripting async: job %*s, retry in %M ms",
+                       (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
+                       run->gr.delay);
+
+        ngx_add_timer(&run->gr.retry_event, run->gr.delay);
+        return;
+    }
+
+    if (code != CURLE_OK) {
+        reason.data = (u_char *) curl_easy_strerror(code);
+        reason.len = ngx_strlen(reason.data);
+        status = 0;
+        state = NGX_HTTP_SCRIPTING_GATE_JOB_FAILED;
+
+    } else if (status < 400) {
+        ngx_str_null(&reason);
+        state = NGX_HTTP_SCRIPTING_GATE_JOB_SUCCEEDED;
+
+    } else {
+        p = ngx_pnalloc(run->pool, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN);
+        if (p == NULL) {
+            ngx_str_set(&reason, "the upstream answered with an error");
+
+        } else {
+            reason.data = p;
+            reason.len = ngx_snprintf(p, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN,
+                                      "the upstream answered %l after %ui "
+                                      "attempt%s", status, run->attempts,
+                                      run->attempts == 1 ? "" : "s")
+                         - p;
+        }
+
+        state = NGX_HTTP_SCRIPTING_GATE_JOB_FAILED;
+    }
+
+    ngx_http_scripting_gate_async_finish(run, state, (ngx_uint_t) status,
+                                         &reason);
+}
+
+
+static void
+ngx_http_scripting_gate_async_retry_handler(ngx_event_t *ev)
+{
+    ngx_http_scripting_gate_async_attempt(ev->data);
+}
+
+
+static void
+ngx_http_scripting_gate_async_timeout_handler(ngx_event_t *ev)
+{
+    u_char                         *p;
+    ngx_str_t                       reason;
+    ngx_http_scripting_gate_run_t  *run;
+
+    run = ev->data;
+
+    if (run->finished) {
+        /* the callback took its time: it has failed */
+        ngx_http_scripting_gate_curl_remove(&run->cb);
+        ngx_http_scripting_gate_job_callback(run->jz, run->id,
+                                   NGX_HTTP_SCRIPTING_GATE_CALLBACK_FAILED, 0,
+                                   run->cb_attempts);
+        ngx_http_scripting_gate_async_destroy(run);
+        return;
+    }
+
+    ngx_http_scripting_gate_curl_remove(&run->curl);
+    ngx_http_scripting_gate_release(&run->gr);
+
+    p = ngx_pnalloc(run->pool, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN);
+    if (p == NULL) {
+        ngx_str_set(&reason, "timed out");
+
+    } else {
+        reason.data = p;
+        reason.len = ngx_snprintf(p, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN,
+                                  "timed out after %M ms, %ui attempt%s",
+                                  run->acf->timeout, run->attempts,
+                                  run->attempts == 1 ? "" : "s")
+                     - p;
+    }
+
+    ngx_http_scripting_gate_async_finish(run,
+                                         NGX_HTTP_SCRIPTING_GATE_JOB_FAILED, 0,
+                                         &reason);
+}
+
+
+/* the end of the run: the result is stored, then the callback goes */
+
+static void
+ngx_http_scripting_gate_async_finish(ngx_http_scripting_gate_run_t *run,
+    ngx_uint_t state, ngx_uint_t status, ngx_str_t *reason)
+{
+    ngx_str_t  headers, body;
+
+    headers.data = run->resp_headers.data;
+    headers.len = run->resp_headers.len;
+    body.data = run->resp_body.data;
+    body.len = run->resp_body.len;
+
+    ngx_http_scripting_gate_job_finish(run->jz, run->id, state, status, reason,
+                                       &headers, &body);
+
+    ngx_log_error(NGX_LOG_INFO, run->log, 0,
+                  "scripting async: job %*s %s, status %ui, %ui attempt%s",
+                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
+                  state == NGX_HTTP_SCRIPTING_GATE_JOB_SUCCEEDED
+                  ? "succeeded" : "failed",
+                  status, run->attempts, run->attempts == 1 ? "" : "s");
+
+    run->finished = 1;
+
+    if (run->wait.timer_set) {
+        ngx_del_timer(&run->wait);
+    }
+
+    if (run->gr.retry_event.timer_set) {
+        ngx_del_timer(&run->gr.retry_event);
+    }
+
+    ngx_http_scripting_gate_retry_done(&run->gr);
+
+    if (run->callback.len == 0) {
+        ngx_http_scripting_gate_async_destroy(run);
+        return;
+    }
+
+    /* the callback has a time of its own, and holds the worker too */
+
+    if (run->timeout.timer_set) {
+        ngx_del_timer(&run->timeout);
+    }
+
+    ngx_add_timer(&run->timeout, NGX_HTTP_SCRIPTING_GATE_CALLBACK_ATTEMPTS
+                                 * (NGX_HTTP_SCRIPTING_GATE_CALLBACK_TIMEOUT
+                                    + 2000));
+
+    ngx_http_scripting_gate_async_callback(run);
+}
+
+
+/* POSTs the job's JSON to the callback URL */
+
+static void
+ngx_http_scripting_gate_async_callback(ngx_http_scripting_gate_run_t *run)
+{
+    u_char             *url;
+    CURL               *easy;
+    ngx_str_t           body;
+    struct curl_slist  *list;
+
+    run->cb_attempts++;
+
+    if (run->cb.easy == NULL) {
+        if (ngx_http_scripting_gate_job_json(run->pool, run->jz, run->id,
+                                             &run->acf->jobs_uri, &body, NULL)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+
+        run->cb_body = body;
+
+        url = ngx_pnalloc(run->pool, run->callback.len + 1);
+        if (url == NULL) {
+            goto failed;
+        }
+
+        ngx_memcpy(url, run->callback.data, run->callback.len);
+        url[run->callback.len] = '\0';
+
+        list = curl_slist_append(NULL, "Content-Type: application/json");
+        if (list == NULL) {
+            goto failed;
+        }
+
+        run->cb_headers = list;
+
+        list = curl_slist_append(run->cb_headers, "Expect:");
+        if (list == NULL) {
+            goto failed;
+        }
+
+        run->cb_headers = list;
+
+        easy = curl_easy_init();
+        if (easy == NULL) {
+            goto failed;
+        }
+
+        run->cb.easy = easy;
+        run->cb.done = ngx_http_scripting_gate_async_callback_done;
+
+        if (curl_easy_setopt(easy, CURLOPT_URL, (char *) url) != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+               != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_HTTPHEADER, run->cb_headers)
+               != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                                (curl_off_t) run->cb_body.len)
+               != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                                (char *) run->cb_body.data)
+               != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                                (long) NGX_HTTP_SCRIPTING_GATE_CALLBACK_TIMEOUT)
+               != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                                ngx_http_scripting_gate_async_discard_cb)
+               != CURLE_OK)
+        {
+            goto failed;
+        }
+
+        run->cb_wait.handler = ngx_http_scripting_gate_async_callback_wait;
+        run->cb_wait.data = run;
+        run->cb_wait.log = run->log;
+    }
+
+    if (ngx_http_scripting_gate_curl_add(&run->cb, run->log) == NGX_OK) {
+        return;
+    }
+
+failed:
+
+    ngx_http_scripting_gate_job_callback(run->jz, run->id,
+                                   NGX_HTTP_SCRIPTING_GATE_CALLBACK_FAILED, 0,
+                                   run->cb_attempts);
+    ngx_http_scripting_gate_async_destroy(run);
+}
+
+
+static void
+ngx_http_scripting_gate_async_callback_done(ngx_http_scripting_gate_curl_t *cu,
+    CURLcode code)
+{
+    long                            status;
+    ngx_http_scripting_gate_run_t  *run;
+
+    run = (ngx_http_scripting_gate_run_t *)
+              ((u_char *) cu - offsetof(ngx_http_scripting_gate_run_t, cb));
+
+    status = 0;
+
+    if (code == CURLE_OK) {
+        curl_easy_getinfo(cu->easy, CURLINFO_RESPONSE_CODE, &status);
+    }
+
+    if (status >= 200 && status < 300) {
+        ngx_http_scripting_gate_job_callback(run->jz, run->id,
+                                   NGX_HTTP_SCRIPTING_GATE_CALLBACK_DELIVERED,
+                                   status, run->cb_attempts);
+        ngx_http_scripting_gate_async_destroy(run);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, run->log, 0,
+                  "scripting async: callback of job %*s, attempt %ui: %s%l",
+                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
+                  run->cb_attempts,
+                  status ? "status " : curl_easy_strerror(code), status);
+
+    if (run->cb_attempts >= NGX_HTTP_SCRIPTING_GATE_CALLBACK_ATTEMPTS) {
+        ngx_http_scripting_gate_job_callback(run->jz, run->id,
+                                   NGX_HTTP_SCRIPTING_GATE_CALLBACK_FAILED,
+                                   status, run->cb_attempts);
+        ngx_http_scripting_gate_async_destroy(run);
+        return;
+    }
+
+    ngx_http_scripting_gate_job_callback(run->jz, run->id,
+                                   NGX_HTTP_SCRIPTING_GATE_CALLBACK_PENDING,
+                                   status, run->cb_attempts);
+
+    /* 1 s, then 2 s */
+    ngx_add_timer(&run->cb_wait, 1000 << (run->cb_attempts - 1));
+}
+
+
+static void
+ngx_http_scripting_gate_async_callback_wait(ngx_event_t *ev)
+{
+    ngx_http_scripting_gate_async_callback(ev->data);
+}
+
+
+static void
+ngx_http_scripting_gate_async_destroy(ngx_http_scripting_gate_run_t *run)
+{
+    ngx_http_scripting_gate_curl_remove(&run->curl);
+    ngx_http_scripting_gate_curl_remove(&run->cb);
+    ngx_http_scripting_gate_release(&run->gr);
+    ngx_http_scripting_gate_retry_done(&run->gr);
+
+    if (run->timeout.timer_set) {
+        ngx_del_timer(&run->timeout);
+    }
+
+    if (run->wait.timer_set) {
+        ngx_del_timer(&run->wait);
+    }
+
+    if (run->cb_wait.timer_set) {
+        ngx_del_timer(&run->cb_wait);
+    }
+
+    if (run->gr.retry_event.timer_set) {
+        ngx_del_timer(&run->gr.retry_event);
+    }
+
+    if (run->curl.easy) {
+        curl_easy_cleanup(run->curl.easy);
+    }
+
+    if (run->cb.easy) {
+        curl_easy_cleanup(run->cb.easy);
+    }
+
+    curl_slist_free_all(run->headers);
+    curl_slist_free_all(run->cb_headers);
+
+    ngx_queue_remove(&run->queue);
+
+    ngx_destroy_pool(run->pool);
+}
+
+
+/*
+ * The worker exits (nginx stopped, or the shutdown timeout of a reload):
+ * what it still runs fails, saying so, rather than staying "running".
+ */
+
+void
+ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_str_t                       reason, none;
+    ngx_queue_t                    *q;
+    ngx_http_scripting_gate_run_t  *run;
+
+    ngx_str_null(&none);
+
+    if (ngx_http_scripting_gate_runs_ready) {
+
+        ngx_str_set(&reason, "the worker process running the job exited");
+
+        while (!ngx_queue_empty(&ngx_http_scripting_gate_runs)) {
+            q = ngx_queue_head(&ngx_http_scripting_gate_runs);
+            run = ngx_queue_data(q, ngx_http_scripting_gate_run_t, queue);
+
+            if (!run->finished) {
+                ngx_http_scripting_gate_job_finish(run->jz, run->id,
+                                            NGX_HTTP_SCRIPTING_GATE_JOB_FAILED,
+                                            0, &reason, &none, &none);
+            }
+
+            if (run->callback.len) {
+                ngx_http_scripting_gate_job_callback(run->jz, run->id,
+                                   NGX_HTTP_SCRIPTING_GATE_CALLBACK_FAILED, 0,
+                                   run->cb_attempts);
+            }
+
+            ngx_http_scripting_gate_async_destroy(run);
+        }
+    }
+
+    ngx_http_scripting_gate_curl_exit_process(cycle);
+}
+
+
+/* the headers of the last answer (a 100 Continue starts them anew) */
+
+static size_t
+ngx_http_scripting_gate_async_header_cb(char *p, size_t size, size_t n,
+    void *data)
+{
+    ngx_http_scripting_gate_run_t *run = data;
+
+    size_t  len;
+
+    len = size * n;
+
+    if (len >= 5 && ngx_strncmp(p, "HTTP/", 5) == 0) {
+        run->resp_headers.len = 0;
+        return len;
+    }
+
+    if (len <= 2) {
+        /* the empty line */
+        return len;
+    }
+
+    if (ngx_http_scripting_gate_bytes_add(run->pool, &run->resp_headers,
+                                          (u_char *) p, len,
+                                          run->jz->max_result)
+        != NGX_OK)
+    {
+        run->too_big = 1;
+        return 0;
+    }
+
+    return len;
+}
+
+
+static size_t
+ngx_http_scripting_gate_async_body_cb(char *p, size_t size, size_t n,
+    void *data)
+{
+    ngx_http_scripting_gate_run_t *run = data;
+
+    size_t  len;
+
+    len = size * n;
+
+    if (ngx_http_scripting_gate_bytes_add(run->pool, &run->resp_body,
+                                          (u_char *) p, len,
+                                          run->jz->max_result)
+        != NGX_OK)
+    {
+        /* not cut short: the job fails and says why */
+        run->too_big = 1;
+        return 0;
+    }
+
+    return len;
+}
+
+
+static size_t
+ngx_http_scripting_gate_async_discard_cb(char *p, size_t size, size_t n,
+    void *data)
+{
+    return size * n;
+}
+
+
+/* appends, growing twice as needed, never beyond "max" bytes */
+
+static ngx_int_t
+ngx_http_scripting_gate_bytes_add(ngx_pool_t *pool,
+    ngx_http_scripting_gate_bytes_t *b, u_char *p, size_t len, size_t max)
+{
+    u_char  *data;
+    size_t   size;
+
+    if (len > max || b->len > max - len) {
+        return NGX_ERROR;
+    }
+
+    if (b->len + len > b->size) {
+        size = ngx_max(b->size * 2, 4096);
+
+        while (size < b->len + len) {
+            size *= 2;
+        }
+
+        size = ngx_min(size, max);
+
+        data = ngx_pnalloc(pool, size);
+        if (data == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (b->len) {
+            ngx_memcpy(data, b->data, b->len);
+        }
+
+        if (b->data) {
+            (void) ngx_pfree(pool, b->data);
+        }
+
+        b->data = data;
+        b->size = size;
+    }
+
+    ngx_memcpy(b->data + b->len, p, len);
+    b->len += len;
+
+    return NGX_OK;
+}
+
+
+/* Retry-After of the last answer */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_retry_after(ngx_http_scripting_gate_run_t *run,
+    ngx_msec_t *ms)
+{
+    u_char     *p, *last, *eol;
+    ngx_str_t   value;
+
+    p = run->resp_headers.data;
+    last = p + run->resp_headers.len;
+
+    while (p < last) {
+        eol = ngx_strlchr(p, last, '\n');
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        if ((size_t) (eol - p) > sizeof("Retry-After:") - 1
+            && ngx_strncasecmp(p, (u_char *) "Retry-After:",
+                               sizeof("Retry-After:") - 1) == 0)
+        {
+            value.data = p + sizeof("Retry-After:") - 1;
+            value.len = eol - value.data;
+
+            while (value.len && *value.data == ' ') {
+                value.data++;
+                value.len--;
+            }
+
+            while (value.len && (value.data[value.len - 1] == '\r'
+                                 || value.data[value.len - 1] == ' '))
+            {
+                value.len--;
+            }
+
+            if (ngx_http_scripting_gate_retry_after_value(&value, ms)
+                != NGX_OK)
+            {
+                ngx_log_error(NGX_LOG_WARN, run->log, 0,
+                              "scripting_gate: ignoring malformed "
+                              "Retry-After \"%*s\"",
+                              ngx_min(value.len, 64), value.data);
+                return NGX_ERROR;
+            }
+
+            return NGX_OK;
+        }
+
+        p = eol + 1;
+    }
+
+    return NGX_DECLINED;
+}
