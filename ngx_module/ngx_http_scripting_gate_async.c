@@ -1050,6 +1050,12 @@ ngx_http_scripting_gate_async_refused(ngx_http_scripting_gate_run_t *run)
 {
     ngx_msec_t  delay;
 
+    if (run->glcf->dry_run) {
+        /* as a request in dry run: on, without a slot */
+        ngx_http_scripting_gate_async_send_attempt(run);
+        return;
+    }
+
     delay = ngx_max(run->gr.retry_after, 100);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, run->log, 0,

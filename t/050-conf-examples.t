@@ -24,6 +24,7 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.mypurecl
     or die "openssl failed\n";
 END { system("rm -rf $tls") if $tls }
 $ENV{TEST_NGINX_EXAMPLE_PORT} ||= 19080;
+$ENV{TEST_NGINX_EXAMPLE_PORT2} ||= 19081;
 
 no_shuffle();
 
@@ -56,6 +57,22 @@ sub start_example {
     return $? ? $err : undef;
 }
 
+# an async job through the example: "202, then <status> <body>"
+sub async_job {
+    my ($base, $path, $body) = @_;
+    my $res = http_get("$base$path", method => defined $body ? 'POST' : 'GET',
+                       body => $body,
+                       headers => { 'Prefer' => 'respond-async' });
+    my $loc = $res->{headers}{location} or return "$res->{status}, no job";
+    my $r;
+    for (1 .. 500) {
+        $r = http_get("$base$loc/result");
+        last if $r->{status} != 202;
+        select(undef, undef, undef, 0.01);
+    }
+    return "$res->{status}, then $r->{status} $r->{content}";
+}
+
 # outside the server root, which the runner alone manages
 sub example_prefix { return getcwd() . "/build/test-artifacts/example" }
 
@@ -84,16 +101,19 @@ my $err = start_example('demo.conf',
     '127.0.0.1:9001' => "127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT}");
 my $res = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/demo?scriptDataVersion=2");
 my $st = $err ? {} : http_get("http://127.0.0.1:$port/scripting-gate/status");
+my $job = $err ? "" : async_job("http://127.0.0.1:$port", '/api/v2/scripts/demo?scriptDataVersion=3');
 stop_example();
 html_put('result.txt', ($err ? "error: $err" : "started\n")
     . "script: " . ($res->{status} // '') . " " . ($res->{content} // '') . "\n"
-    . "status: " . (($st->{content} // '') =~ /"demo:2:":\{"passed":1,/ ? "counted" : "not counted") . "\n");
+    . "status: " . (($st->{content} // '') =~ /"demo:2:":\{"passed":1,/ ? "counted" : "not counted") . "\n"
+    . "async: $job\n");
 --- request
 GET /result.txt
 --- response_body
 started
 script: 200 {"id":"demo","name":"Script demo","versionId":"2"}
 status: counted
+async: 202, then 200 {"id":"demo","name":"Script demo","versionId":"3"}
 --- timeout: 10
 
 
@@ -118,21 +138,26 @@ my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
 my $err = start_example('genesys-cloud.conf',
     'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
     '/etc/ssl/certs/ca-certificates.crt' => "$ENV{TEST_NGINX_TLS_DIR}/api.crt",
-    'listen  8080;' => "listen  127.0.0.1:$port;");
+    'listen  8080;' => "listen  127.0.0.1:$port;",
+    '127.0.0.1:8081' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT2}");
 my $res = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/gen/export",
                                method => 'POST', body => '{"versionId":"v5"}');
+my $job = $err ? "" : async_job("http://127.0.0.1:$port", '/api/v2/scripts/gen/export',
+                                '{"versionId":"v6"}');
 my $pub = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/published/gen?scriptDataVersion=1");
 my $st = $err ? {} : http_get("http://127.0.0.1:$port/scripting-gate/status");
 stop_example();
 html_put('result.txt', ($err ? "error: $err" : "started\n")
     . "export: " . ($res->{status} // '') . " " . ($res->{content} // '') . "\n"
     . "published: " . ($pub->{status} // '') . " sni=" . ($pub->{headers}{'x-sni'} // '') . "\n"
-    . "keys: " . join(' ', sort (($st->{content} // '') =~ /"([^"]+:[^"]*:[^"]*)":\{"passed"/g)) . "\n");
+    . "keys: " . join(' ', sort (($st->{content} // '') =~ /"([^"]+:[^"]*:[^"]*)":\{"passed"/g)) . "\n"
+    . "async: $job\n");
 --- request
 GET /result.txt
 --- response_body
 started
 export: 200 {"url":"https://example.invalid/export/gen.json"}
 published: 200 sni=api.mypurecloud.com
-keys: gen:1:published gen::v5
+keys: gen:1:published gen::v5 gen::v6
+async: 202, then 200 {"url":"https://example.invalid/export/gen.json"}
 --- timeout: 10

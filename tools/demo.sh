@@ -82,6 +82,27 @@ echo "  the upstream saw:"
 upstream
 
 echo
+echo "== an async job: Prefer: respond-async, while the mock answers 429 once"
+curl -s -X POST http://127.0.0.1:9001/__mock/reset > /dev/null
+curl -s -X POST 'http://127.0.0.1:9001/__mock/plan?key=script-async%3A%3Av1&actions=429%2Fra%3D1%2C200%2Fecho' > /dev/null
+loc=$(curl -s -D - -o "$D/job.json" -H 'Prefer: respond-async' \
+        -H 'Content-Type: application/json' -d '{"versionId":"v1"}' \
+        http://127.0.0.1:8080/api/v2/scripts/script-async/export \
+      | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+echo "  at once: 202, Location: $loc"
+echo "    $(cat "$D/job.json")"
+i=0
+while :; do
+    code=$(curl -s -o "$D/result.json" -w '%{http_code}' "http://127.0.0.1:8080$loc/result")
+    [ "$code" != 202 ] && break
+    i=$((i + 1)); [ $i -lt 500 ] || break
+    sleep 0.02
+done
+echo "  the job, once done:"
+echo "    $(curl -s "http://127.0.0.1:8080$loc")"
+echo "  its result: $code $(cat "$D/result.json")"
+
+echo
 echo "The mock (127.0.0.1:9001) and the gateway (127.0.0.1:8080) keep running:"
 echo "  status page: http://127.0.0.1:8080/scripting-gate/status?format=html"
 echo "  stop them with: make demo-stop"
