@@ -51,7 +51,7 @@ typedef struct {
     ngx_http_scripting_gate_jobs_zone_t  *jz;
     ngx_http_scripting_gate_loc_conf_t   *glcf;
     ngx_http_scripting_gate_async_conf_t *acf;
-    u_char                      id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
+    u_char                   id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
     ngx_uint_t                            method;
     struct curl_slist                    *headers;
     struct curl_slist                    *cb_headers;
@@ -82,6 +82,7 @@ static ngx_int_t ngx_http_scripting_gate_async_copy_request(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
 static ngx_int_t ngx_http_scripting_gate_async_copy_body(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
+static CURLcode ngx_http_scripting_gate_async_quick_exit(CURL *easy);
 static ngx_int_t ngx_http_scripting_gate_async_error(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message, ngx_uint_t retry_after);
 static void ngx_http_scripting_gate_async_attempt(
@@ -411,7 +412,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
 {
     u_char                              *p;
     ngx_int_t                            rc;
-    ngx_str_t                            callback, body, prefix, *key;
+    ngx_str_t                            callback, body, prefix, reason;
     ngx_uint_t                           i;
     ngx_list_part_t                     *part;
     ngx_table_elt_t                     *h, *pa, *loc;
@@ -496,24 +497,26 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    /* 202, with where to look */
+    /*
+     * the answer is made whole before the job starts: the first attempt
+     * may end the run at once, and a job must not run for a client that
+     * got no 202
+     */
 
     prefix = glcf->async->jobs_uri;
 
     rc = ngx_http_scripting_gate_job_json(r->pool, run->jz, run->id, &prefix,
                                           &body, NULL);
 
-    ngx_http_scripting_gate_async_attempt(run);
-
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     pa = ngx_list_push(&r->headers_out.headers);
     loc = pa ? ngx_list_push(&r->headers_out.headers) : NULL;
     p = ngx_pnalloc(r->pool, prefix.len + NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
 
-    if (loc == NULL || p == NULL) {
+    if (rc != NGX_OK || loc == NULL || p == NULL) {
+        ngx_str_set(&reason, "the job could not be accepted");
+        ngx_http_scripting_gate_async_finish(run,
+                                             NGX_HTTP_SCRIPTING_GATE_JOB_FAILED,
+                                             0, &reason);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -534,11 +537,13 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
                                 run->id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN)
                      - p;
 
-    key = &run->gr.key;
-
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "scripting async: job %*s accepted, key \"%V\"",
-                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id, key);
+                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
+                  &run->gr.key);
+
+    /* the run may be gone after this */
+    ngx_http_scripting_gate_async_attempt(run);
 
     rc = ngx_http_scripting_gate_jobs_send(r, NGX_HTTP_ACCEPTED, &body);
 
@@ -566,7 +571,38 @@ ngx_http_scripting_gate_async_callback_allowed(ngx_http_request_t *r,
     }
 
     for (i = 0; i < url->len; i++) {
-        if (url->data[i] <= ' ' || url->data[i] >= 0x7f) {
+        if (url->data[i] <= ' ' || url->data[i] >= 0x7f
+            || url->data[i] == '\\')
+        {
+            goto refused;
+        }
+    }
+
+    /*
+     * a prefix is a prefix of the path that is reached: no dot segments
+     * ("/hook/../admin"), nor encoded dots or slashes that a server may
+     * decode into them; curl sends the path as is (CURLOPT_PATH_AS_IS)
+     */
+
+    if (ngx_strlcasestrn(url->data, url->data + url->len,
+                         (u_char *) "%2e", 3 - 1) != NULL
+        || ngx_strlcasestrn(url->data, url->data + url->len,
+                            (u_char *) "%2f", 3 - 1) != NULL
+        || ngx_strlcasestrn(url->data, url->data + url->len,
+                            (u_char *) "%5c", 3 - 1) != NULL)
+    {
+        goto refused;
+    }
+
+    for (i = 0; i + 1 < url->len; i++) {
+        if (url->data[i] == '/' && url->data[i + 1] == '.'
+            && (i + 2 == url->len || url->data[i + 2] == '/'
+                || url->data[i + 2] == '?' || url->data[i + 2] == '#'
+                || (url->data[i + 2] == '.'
+                    && (i + 3 == url->len || url->data[i + 3] == '/'
+                        || url->data[i + 3] == '?'
+                        || url->data[i + 3] == '#'))))
+        {
             goto refused;
         }
     }
@@ -788,7 +824,13 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ngx_sprintf(p, "%V: %V%Z", &h[i].key, &h[i].value);
+        if (h[i].value.len) {
+            ngx_sprintf(p, "%V: %V%Z", &h[i].key, &h[i].value);
+
+        } else {
+            /* "Name:" would tell curl to remove the header */
+            ngx_sprintf(p, "%V;%Z", &h[i].key);
+        }
 
         list = curl_slist_append(run->headers, (char *) p);
         if (list == NULL) {
@@ -849,7 +891,8 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
         || curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
                             ngx_http_scripting_gate_async_body_cb)
            != CURLE_OK
-        || curl_easy_setopt(easy, CURLOPT_WRITEDATA, run) != CURLE_OK)
+        || curl_easy_setopt(easy, CURLOPT_WRITEDATA, run) != CURLE_OK
+        || ngx_http_scripting_gate_async_quick_exit(easy) != CURLE_OK)
     {
         return NGX_ERROR;
     }
@@ -867,6 +910,22 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, (char *) p);
 
     return NGX_OK;
+}
+
+
+/*
+ * A transfer ended while curl still resolves its host name must not wait
+ * for the resolver's thread: that would block the worker.
+ */
+
+static CURLcode
+ngx_http_scripting_gate_async_quick_exit(CURL *easy)
+{
+#if (LIBCURL_VERSION_NUM >= 0x075700)
+    return curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
+#else
+    return CURLE_OK;
+#endif
 }
 
 
@@ -1077,8 +1136,8 @@ ngx_http_scripting_gate_async_wait_handler(ngx_event_t *ev)
 static void
 ngx_http_scripting_gate_async_send_attempt(ngx_http_scripting_gate_run_t *run)
 {
-    ngx_msec_t   elapsed;
-    ngx_str_t    reason;
+    ngx_str_t   reason;
+    ngx_msec_t  elapsed;
 
     run->attempts++;
     run->too_big = 0;
@@ -1390,7 +1449,9 @@ ngx_http_scripting_gate_async_callback(ngx_http_scripting_gate_run_t *run)
                != CURLE_OK
             || curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
                                 ngx_http_scripting_gate_async_discard_cb)
-               != CURLE_OK)
+               != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L) != CURLE_OK
+            || ngx_http_scripting_gate_async_quick_exit(easy) != CURLE_OK)
         {
             goto failed;
         }
@@ -1509,8 +1570,9 @@ ngx_http_scripting_gate_async_destroy(ngx_http_scripting_gate_run_t *run)
 
 
 /*
- * The worker exits (nginx stopped, or the shutdown timeout of a reload):
- * what it still runs fails, saying so, rather than staying "running".
+ * The worker exits (nginx stopped: a graceful shutdown waits for the
+ * runs, whose timers are not cancelable): what it still runs fails,
+ * saying so, rather than staying "running".
  */
 
 void
@@ -1574,7 +1636,8 @@ ngx_http_scripting_gate_async_header_cb(char *p, size_t size, size_t n,
 
     if (ngx_http_scripting_gate_bytes_add(run->pool, &run->resp_headers,
                                           (u_char *) p, len,
-                                          run->jz->max_result)
+                                          run->jz->max_result
+                                          - run->resp_body.len)
         != NGX_OK)
     {
         run->too_big = 1;
@@ -1597,7 +1660,8 @@ ngx_http_scripting_gate_async_body_cb(char *p, size_t size, size_t n,
 
     if (ngx_http_scripting_gate_bytes_add(run->pool, &run->resp_body,
                                           (u_char *) p, len,
-                                          run->jz->max_result)
+                                          run->jz->max_result
+                                          - run->resp_headers.len)
         != NGX_OK)
     {
         /* not cut short: the job fails and says why */
@@ -1617,7 +1681,7 @@ ngx_http_scripting_gate_async_discard_cb(char *p, size_t size, size_t n,
 }
 
 
-/* appends, growing twice as needed, never beyond "max" bytes */
+/* appends, growing twice as needed, never beyond "max" bytes in all */
 
 static ngx_int_t
 ngx_http_scripting_gate_bytes_add(ngx_pool_t *pool,

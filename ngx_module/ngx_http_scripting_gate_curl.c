@@ -30,6 +30,8 @@ static void ngx_http_scripting_gate_curl_action(curl_socket_t s, int mask);
 static ngx_int_t ngx_http_scripting_gate_curl_watch(ngx_event_t *ev,
     ngx_uint_t want, ngx_uint_t event);
 static void ngx_http_scripting_gate_curl_forget(ngx_connection_t *c);
+static int ngx_http_scripting_gate_curl_fail(CURL *easy);
+static void ngx_http_scripting_gate_curl_fail_handler(ngx_event_t *ev);
 
 
 static CURLM        *ngx_http_scripting_gate_multi;
@@ -114,6 +116,10 @@ ngx_http_scripting_gate_curl_add(ngx_http_scripting_gate_curl_t *cu,
 void
 ngx_http_scripting_gate_curl_remove(ngx_http_scripting_gate_curl_t *cu)
 {
+    if (cu->fail.posted) {
+        ngx_delete_posted_event(&cu->fail);
+    }
+
     if (!cu->active) {
         return;
     }
@@ -142,7 +148,7 @@ ngx_http_scripting_gate_curl_socket(CURL *easy, curl_socket_t s, int what,
     if (c == NULL) {
         c = ngx_get_connection(s, ngx_cycle->log);
         if (c == NULL) {
-            return -1;
+            return ngx_http_scripting_gate_curl_fail(easy);
         }
 
         c->log = ngx_cycle->log;
@@ -163,10 +169,52 @@ ngx_http_scripting_gate_curl_socket(CURL *easy, curl_socket_t s, int what,
                                               NGX_WRITE_EVENT)
            != NGX_OK)
     {
-        return -1;
+        return ngx_http_scripting_gate_curl_fail(easy);
     }
 
     return 0;
+}
+
+
+/*
+ * A socket that cannot be watched fails its transfer only: -1 would make
+ * curl give up every transfer of the multi handle.  The transfer is ended
+ * from a posted event, outside curl.
+ */
+
+static int
+ngx_http_scripting_gate_curl_fail(CURL *easy)
+{
+    ngx_http_scripting_gate_curl_t  *cu;
+
+    cu = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &cu);
+
+    if (cu && !cu->fail.posted) {
+        cu->fail.handler = ngx_http_scripting_gate_curl_fail_handler;
+        cu->fail.data = cu;
+        cu->fail.log = ngx_cycle->log;
+        ngx_post_event(&cu->fail, &ngx_posted_events);
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_scripting_gate_curl_fail_handler(ngx_event_t *ev)
+{
+    ngx_http_scripting_gate_curl_t  *cu;
+
+    cu = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "scripting async: a socket of a transfer could not be "
+                  "watched, the attempt fails");
+
+    ngx_http_scripting_gate_curl_remove(cu);
+
+    cu->done(cu, CURLE_COULDNT_CONNECT);
 }
 
 
@@ -209,6 +257,9 @@ ngx_http_scripting_gate_curl_forget(ngx_connection_t *c)
     }
 
     ngx_free_connection(c);
+
+    /* the fd is curl's to close; nginx must not count it as left open */
+    c->fd = (ngx_socket_t) -1;
 }
 
 

@@ -23,6 +23,7 @@ typedef void (*ngx_http_scripting_gate_curl_done_pt)(
 struct ngx_http_scripting_gate_curl_s {
     CURL                                 *easy;
     ngx_http_scripting_gate_curl_done_pt  done;
+    ngx_event_t                           fail;     /* posted */
     unsigned                              active:1;
 };
 

@@ -22,6 +22,9 @@
 
 #define NGX_HTTP_SCRIPTING_GATE_JOBS_SWEEP  1000
 
+/* the workers running jobs that one sweep looks at */
+#define NGX_HTTP_SCRIPTING_GATE_PIDS        64
+
 
 static ngx_int_t ngx_http_scripting_gate_jobs_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
@@ -32,10 +35,14 @@ static void ngx_http_scripting_gate_jobs_expire(
 static void ngx_http_scripting_gate_job_free(
     ngx_http_scripting_gate_jobs_zone_t *jz,
     ngx_http_scripting_gate_job_t *job);
+static void ngx_http_scripting_gate_jobs_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev);
 static ngx_int_t ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
     ngx_http_scripting_gate_jobs_zone_t *jz, u_char *id);
+static ngx_uint_t ngx_http_scripting_gate_jobs_header_ok(ngx_str_t *name,
+    ngx_str_t *value);
 static json_t *ngx_http_scripting_gate_job_time(uint64_t ms);
 static uint64_t ngx_http_scripting_gate_jobs_now(void);
 
@@ -224,7 +231,7 @@ ngx_http_scripting_gate_jobs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     jz->shpool->data = jz->sh;
 
     ngx_rbtree_init(&jz->sh->rbtree, &jz->sh->sentinel,
-                    ngx_rbtree_insert_value);
+                    ngx_http_scripting_gate_jobs_insert);
     ngx_queue_init(&jz->sh->queue);
 
     len = sizeof(" in scripting_async_zone \"\"") + shm_zone->shm.name.len;
@@ -289,9 +296,11 @@ ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
 
     p = (u_char *) &job[1];
 
+    /* an empty string may have no data at all */
+
     job->key.data = p;
     job->key.len = key->len;
-    p = ngx_cpymem(p, key->data, key->len);
+    p = key->len ? ngx_cpymem(p, key->data, key->len) : p;
 
     job->method.data = p;
     job->method.len = method->len;
@@ -303,7 +312,10 @@ ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
 
     job->callback.data = p;
     job->callback.len = callback->len;
-    ngx_memcpy(p, callback->data, callback->len);
+
+    if (callback->len) {
+        ngx_memcpy(p, callback->data, callback->len);
+    }
 
     if (callback->len) {
         job->cb_state = NGX_HTTP_SCRIPTING_GATE_CALLBACK_PENDING;
@@ -331,6 +343,47 @@ full:
                   "the request is refused", &jz->shm_zone->shm.name);
 
     return NGX_DECLINED;
+}
+
+
+/* by the crc32 of the id, then by the id, as the lookup walks the tree */
+
+static void
+ngx_http_scripting_gate_jobs_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t              **p;
+    ngx_http_scripting_gate_job_t   *j, *t;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            j = (ngx_http_scripting_gate_job_t *) node;
+            t = (ngx_http_scripting_gate_job_t *) temp;
+
+            p = (ngx_memcmp(j->id, t->id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN)
+                 < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
 }
 
 
@@ -470,7 +523,10 @@ ngx_http_scripting_gate_job_finish(ngx_http_scripting_gate_jobs_zone_t *jz,
 
     job->reason_len = ngx_min(reason->len,
                               NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN);
-    ngx_memcpy(job->reason, reason->data, job->reason_len);
+
+    if (job->reason_len) {
+        ngx_memcpy(job->reason, reason->data, job->reason_len);
+    }
 
     if (state == NGX_HTTP_SCRIPTING_GATE_JOB_SUCCEEDED) {
         jz->sh->succeeded++;
@@ -603,7 +659,8 @@ ngx_http_scripting_gate_jobs_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev)
 {
-    ngx_uint_t                            i;
+    ngx_pid_t                             pids[NGX_HTTP_SCRIPTING_GATE_PIDS];
+    ngx_uint_t                            i, j, n, dead;
     ngx_queue_t                          *q;
     ngx_http_scripting_gate_job_t        *job;
     ngx_http_scripting_gate_jobs_zone_t **jzp, *jz;
@@ -613,9 +670,47 @@ ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev)
     for (i = 0; i < ngx_http_scripting_gate_jobs_zones->nelts; i++) {
         jz = jzp[i];
 
+        /* the workers that run jobs, asked about once the mutex is free */
+
+        n = 0;
+
         ngx_shmtx_lock(&jz->shpool->mutex);
 
         ngx_http_scripting_gate_jobs_expire(jz, ev->log);
+
+        for (q = ngx_queue_head(&jz->sh->queue);
+             q != ngx_queue_sentinel(&jz->sh->queue)
+             && n < NGX_HTTP_SCRIPTING_GATE_PIDS;
+             q = ngx_queue_next(q))
+        {
+            job = ngx_queue_data(q, ngx_http_scripting_gate_job_t, queue);
+
+            if (job->finished || job->pid == ngx_pid) {
+                continue;
+            }
+
+            for (j = 0; j < n && pids[j] != job->pid; j++) { /* void */ }
+
+            if (j == n) {
+                pids[n++] = job->pid;
+            }
+        }
+
+        ngx_shmtx_unlock(&jz->shpool->mutex);
+
+        dead = 0;
+
+        for (j = 0; j < n; j++) {
+            if (kill(pids[j], 0) == -1 && ngx_errno == NGX_ESRCH) {
+                pids[dead++] = pids[j];
+            }
+        }
+
+        if (dead == 0) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&jz->shpool->mutex);
 
         for (q = ngx_queue_head(&jz->sh->queue);
              q != ngx_queue_sentinel(&jz->sh->queue);
@@ -623,11 +718,13 @@ ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev)
         {
             job = ngx_queue_data(q, ngx_http_scripting_gate_job_t, queue);
 
-            if (job->finished
-                || job->pid == ngx_pid
-                || kill(job->pid, 0) == 0
-                || ngx_errno != NGX_ESRCH)
-            {
+            if (job->finished) {
+                continue;
+            }
+
+            for (j = 0; j < dead && pids[j] != job->pid; j++) { /* void */ }
+
+            if (j == dead) {
                 continue;
             }
 
@@ -677,11 +774,12 @@ ngx_http_scripting_gate_job_json(ngx_pool_t *pool,
     ngx_str_t *out, ngx_uint_t *state)
 {
     char                           *s;
-    u_char                         *link;
+    u_char                         *link, *p;
     json_t                         *o, *cb;
+    ngx_str_t                       key, method, uri, callback, reason;
     ngx_http_scripting_gate_job_t  *job, copy;
 
-    ngx_http_scripting_gate_json_use_pool(pool);
+    /* copied out under the mutex, shown once it is unlocked */
 
     ngx_shmtx_lock(&jz->shpool->mutex);
 
@@ -689,49 +787,81 @@ ngx_http_scripting_gate_job_json(ngx_pool_t *pool,
 
     if (job == NULL) {
         ngx_shmtx_unlock(&jz->shpool->mutex);
-        ngx_http_scripting_gate_json_use_pool(NULL);
         return NGX_DECLINED;
     }
 
     copy = *job;
 
-    o = json_pack("{s:s%, s:s, s:i, s:s%, s:s%, s:s%}",
-                  "id", (char *) job->id,
-                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN,
-                  "state",
-                  (char *) ngx_http_scripting_gate_job_states[job->state].data,
-                  "attempts", (json_int_t) job->attempts,
-                  "key", (char *) job->key.data, job->key.len,
-                  "method", (char *) job->method.data, job->method.len,
-                  "uri", (char *) job->uri.data, job->uri.len);
+    p = ngx_pnalloc(pool, job->key.len + job->method.len + job->uri.len
+                          + job->callback.len + job->reason_len + 1);
 
-    cb = NULL;
+    if (p) {
+        key.data = p;
+        key.len = job->key.len;
+        p = ngx_cpymem(p, job->key.data, key.len);
 
-    if (o && job->callback.len) {
-        cb = json_pack("{s:s%, s:s, s:i}",
-                       "url", (char *) job->callback.data, job->callback.len,
-                       "state",
-                       (char *) ngx_http_scripting_gate_callback_states[
-                                                       job->cb_state].data,
-                       "attempts", (json_int_t) job->cb_attempts);
-    }
+        method.data = p;
+        method.len = job->method.len;
+        p = ngx_cpymem(p, job->method.data, method.len);
 
-    if (o && job->reason_len) {
-        json_object_set_new(o, "reason",
-                            json_stringn((char *) job->reason,
-                                         job->reason_len));
+        uri.data = p;
+        uri.len = job->uri.len;
+        p = ngx_cpymem(p, job->uri.data, uri.len);
+
+        callback.data = p;
+        callback.len = job->callback.len;
+        p = ngx_cpymem(p, job->callback.data, callback.len);
+
+        reason.data = p;
+        reason.len = job->reason_len;
+        ngx_memcpy(p, job->reason, reason.len);
     }
 
     ngx_shmtx_unlock(&jz->shpool->mutex);
 
-    if (o == NULL || (copy.callback.len && cb == NULL)) {
+    /* a key or a URI may have any bytes: shown as valid UTF-8 */
+
+    if (p == NULL
+        || ngx_http_scripting_gate_stats_utf8(pool, &key) != NGX_OK
+        || ngx_http_scripting_gate_stats_utf8(pool, &uri) != NGX_OK
+        || ngx_http_scripting_gate_stats_utf8(pool, &method) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_scripting_gate_json_use_pool(pool);
+
+    o = json_pack("{s:s%, s:s, s:i, s:s%, s:s%, s:s%}",
+                  "id", (char *) copy.id,
+                  (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN,
+                  "state",
+                  (char *) ngx_http_scripting_gate_job_states[copy.state].data,
+                  "attempts", (json_int_t) copy.attempts,
+                  "key", (char *) key.data, key.len,
+                  "method", (char *) method.data, method.len,
+                  "uri", (char *) uri.data, uri.len);
+
+    cb = NULL;
+
+    if (o && callback.len) {
+        /* the URL was checked: printable ASCII only */
+        cb = json_pack("{s:s%, s:s, s:i}",
+                       "url", (char *) callback.data, callback.len,
+                       "state",
+                       (char *) ngx_http_scripting_gate_callback_states[
+                                                       copy.cb_state].data,
+                       "attempts", (json_int_t) copy.cb_attempts);
+    }
+
+    if (o == NULL || (callback.len && cb == NULL)) {
         ngx_http_scripting_gate_json_use_pool(NULL);
         return NGX_ERROR;
     }
 
-    if (json_object_get(o, "reason") == NULL) {
-        json_object_set_new(o, "reason", json_null());
-    }
+    json_object_set_new(o, "reason",
+                        reason.len ? json_stringn((char *) reason.data,
+                                                  reason.len)
+                                   : json_null());
 
     json_object_set_new(o, "status", copy.status ? json_integer(copy.status)
                                                  : json_null());
@@ -1081,6 +1211,11 @@ ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
                 value.len--;
             }
 
+            if (!ngx_http_scripting_gate_jobs_header_ok(&name, &value)) {
+                p = eol + 1;
+                continue;
+            }
+
             if (name.len == sizeof("Content-Type") - 1
                 && ngx_strncasecmp(name.data, (u_char *) "Content-Type",
                                    name.len) == 0)
@@ -1088,7 +1223,7 @@ ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
                 r->headers_out.content_type = value;
                 r->headers_out.content_type_len = value.len;
 
-            } else if (!ngx_http_scripting_gate_hop_by_hop(&name)) {
+            } else {
                 h = ngx_list_push(&r->headers_out.headers);
                 if (h == NULL) {
                     return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1109,6 +1244,52 @@ ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
     body.data = data + prefix.len;
 
     return ngx_http_scripting_gate_jobs_send(r, status, &body);
+}
+
+
+/*
+ * A replayed header: a token for a name, no control characters in the
+ * value, and none of those nginx sets itself (Date, Server) or that belong
+ * to the upstream connection.
+ */
+
+static ngx_uint_t
+ngx_http_scripting_gate_jobs_header_ok(ngx_str_t *name, ngx_str_t *value)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    static u_char  token[] =
+        "!#$%&'*+-.^_`|~0123456789"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    if (name->len == 0
+        || ngx_http_scripting_gate_hop_by_hop(name)
+        || (name->len == 4
+            && ngx_strncasecmp(name->data, (u_char *) "Date", 4) == 0)
+        || (name->len == 6
+            && ngx_strncasecmp(name->data, (u_char *) "Server", 6) == 0))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < name->len; i++) {
+        if (ngx_strlchr(token, token + sizeof(token) - 1, name->data[i])
+            == NULL)
+        {
+            return 0;
+        }
+    }
+
+    for (i = 0; i < value->len; i++) {
+        c = value->data[i];
+
+        if ((c < ' ' && c != '\t') || c == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

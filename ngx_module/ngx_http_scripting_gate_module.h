@@ -297,6 +297,7 @@ void ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_req_t *gr);
 /* stats */
 char *ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s);
 
 
 #endif /* _NGX_HTTP_SCRIPTING_GATE_MODULE_H_INCLUDED_ */

@@ -86,8 +86,6 @@ static ngx_array_t *ngx_http_scripting_gate_stats_snapshot(
 static void ngx_http_scripting_gate_stats_copy(
     ngx_http_scripting_gate_stats_key_t *k,
     ngx_http_scripting_gate_counters_t *c);
-static ngx_int_t ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool,
-    ngx_str_t *s);
 static size_t ngx_http_scripting_gate_stats_utf8_len(u_char *p, u_char *end);
 static void ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_stats_json(ngx_http_request_t *r,
@@ -610,10 +608,11 @@ ngx_http_scripting_gate_stats_copy(ngx_http_scripting_gate_stats_key_t *k,
 /*
  * JSON and the Prometheus text are UTF-8, while a key holds whatever bytes
  * the request had: a byte that is not part of a valid sequence is shown as
- * \xHH instead, so that one odd key cannot break the whole answer
+ * \xHH instead, so that one odd key cannot break the whole answer (nor a
+ * job's JSON)
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
 {
     size_t   n;

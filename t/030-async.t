@@ -473,6 +473,9 @@ GET /result.txt
 reloaded: yes
 an old worker still runs: yes
 job: succeeded 200
+--- no_error_log
+open socket
+aborting
 --- timeout: 20
 
 
@@ -494,3 +497,84 @@ GET /status?format=prometheus
 # TYPE scripting_gate_jobs_accepted_total counter
 scripting_gate_jobs_accepted_total\{zone="jobs"\} 1
 (?s:.*)scripting_gate_jobs_succeeded_total\{zone="jobs"\} 1
+
+
+
+=== TEST 17: a key and a URI that are not UTF-8 are shown escaped; the job runs
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=2;
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my ($res, $j) = submit('/api/v2/scripts/%FF/x', method => 'GET');
+my $done = job_until($res->{headers}{location} || '/none',
+                     sub { ($_[0]{state} // '') =~ /succeeded|failed/ }, 5);
+html_put('result.txt', "submit: $res->{status}\nkey: $j->{key}\ndone: $done->{state}\n");
+--- request
+GET /result.txt
+--- response_body
+submit: 202
+key: \xFF
+done: succeeded
+
+
+
+=== TEST 18: a callback URL with dot segments or encoded separators is refused
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/
+                        callback_allow=http://127.0.0.1:$TEST_NGINX_MOCK_PORT/api/v2/scripts/hook/;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my $base = ScriptingGate::Mock::url('/api/v2/scripts/hook');
+my @r;
+for my $tail ('/../secret/x', '/./x', '/..', '/%2e%2e/secret', '/a%2Fb', '/ok') {
+    my ($res) = submit('/api/v2/scripts/dots', method => 'GET',
+                       headers => { 'Callback-Url' => "$base$tail" });
+    push @r, "$tail $res->{status}";
+}
+html_put('result.txt', join('', map { "$_\n" } @r));
+--- request
+GET /result.txt
+--- response_body
+/../secret/x 400
+/./x 400
+/.. 400
+/%2e%2e/secret 400
+/a%2Fb 400
+/ok 202
+
+
+
+=== TEST 19: max_result bounds the headers and the body together
+--- http_config
+    scripting_gate_zone  $script_id  zone=s:1m;
+    scripting_async_zone zone=jobs:1m max_result=4k;
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my @r;
+for my $size (3500, 4090) {
+    my ($res) = submit('/api/v2/scripts/sz', method => 'GET',
+                       headers => { 'X-Mock-Size' => $size });
+    my $j = job_until($res->{headers}{location}, sub { $_[0]{state} =~ /succeeded|failed/ }, 5);
+    push @r, "$size: $j->{state}";
+}
+html_put('result.txt', join('', map { "$_\n" } @r));
+--- request
+GET /result.txt
+--- response_body
+3500: succeeded
+4090: failed
