@@ -531,3 +531,43 @@ GET /result.txt
 json: key as expected
 json escapes: yes
 prometheus: scripting_gate_passed_total{zone="s",key="a<0D>\nb<img src=x onerror=alert(1)>\"&<01>"} 1
+
+
+
+=== TEST 13: markup in a key is text on the page, in a real browser
+--- http_config
+    scripting_gate_zone  $http_x_k  zone=s:1m;
+--- config
+    location /api/ {
+        scripting_gate zone=s limit=2;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+package main;
+my $key = q{<img src=x onerror="document.title='pwned'">&amp;</td>'};
+http_get('/api/v2/scripts/x', headers => { 'X-K' => $key });
+my $profile = ScriptingGate::Util::servroot() . '/chromium';
+my $url = 'http://127.0.0.1:' . ScriptingGate::Util::server_port() . '/status?format=html';
+open my $fh, '-|', "chromium --headless --no-sandbox --disable-gpu --no-first-run"
+    . " --disable-background-networking --disable-component-update --disable-sync"
+    . " --user-data-dir=$profile --virtual-time-budget=2500 --dump-dom '$url' 2>/dev/null"
+    or die "chromium: $!";
+my $dom = do { local $/; <$fh> } // '';
+close $fh;
+my ($title) = $dom =~ m{<title>(.*?)</title>}s;
+(my $text = $key) =~ s/&/&amp;/g;
+$text =~ s/</&lt;/g;
+$text =~ s/>/&gt;/g;
+html_put('result.txt', "rows: " . (() = $dom =~ /<tr data-key=/g) . "\n"
+         . "img elements: " . (() = $dom =~ /<img/g) . "\n"
+         . "title: $title\n"
+         . "key shown as text: " . (index($dom, ">$text<") >= 0 ? "yes" : "no") . "\n");
+--- request
+GET /result.txt
+--- response_body
+rows: 1
+img elements: 0
+title: scripting gate
+key shown as text: yes
+--- timeout: 20
