@@ -87,7 +87,7 @@ static void ngx_http_scripting_gate_stats_copy(
     ngx_http_scripting_gate_stats_key_t *k,
     ngx_http_scripting_gate_counters_t *c);
 static ngx_int_t ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool,
-    ngx_str_t *s);
+    ngx_str_t *s, ngx_uint_t key);
 static size_t ngx_http_scripting_gate_stats_utf8_len(u_char *p, u_char *end);
 static void ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_stats_json(ngx_http_request_t *r,
@@ -520,14 +520,16 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
 
         /* names are shown as text, out of the lock */
 
-        if (ngx_http_scripting_gate_stats_utf8(r->pool, &z->name) != NGX_OK) {
+        if (ngx_http_scripting_gate_stats_utf8(r->pool, &z->name, 0)
+            != NGX_OK)
+        {
             return NULL;
         }
 
         k = z->keys.elts;
 
         for (j = 0; j < z->keys.nelts; j++) {
-            if (ngx_http_scripting_gate_stats_utf8(r->pool, &k[j].key)
+            if (ngx_http_scripting_gate_stats_utf8(r->pool, &k[j].key, 1)
                 != NGX_OK)
             {
                 return NULL;
@@ -555,11 +557,16 @@ ngx_http_scripting_gate_stats_copy(ngx_http_scripting_gate_stats_key_t *k,
 /*
  * JSON and the Prometheus text are UTF-8, while a key holds whatever bytes
  * the request had: a byte that is not part of a valid sequence is shown as
- * \xHH instead, so that one odd key cannot break the whole answer
+ * \xHH instead, so that one odd key cannot break the whole answer.  In a
+ * key, a backslash is shown as \x5C too: otherwise the key made of byte
+ * 0xFF and the key made of the four characters "\xFF" would be shown
+ * alike, one hiding the other in JSON and both making one series twice
+ * in Prometheus.
  */
 
 static ngx_int_t
-ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
+ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_uint_t key)
 {
     size_t   n;
     u_char  *p, *d, *end, *dst;
@@ -568,7 +575,7 @@ ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
 
     for (p = s->data; p < end; p += n) {
         n = ngx_http_scripting_gate_stats_utf8_len(p, end);
-        if (n == 0) {
+        if (n == 0 || (key && *p == '\\')) {
             break;
         }
     }
@@ -587,7 +594,7 @@ ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
     while (p < end) {
         n = ngx_http_scripting_gate_stats_utf8_len(p, end);
 
-        if (n == 0) {
+        if (n == 0 || (key && *p == '\\')) {
             d = ngx_sprintf(d, "\\x%02Xd", *p++);
             continue;
         }

@@ -474,10 +474,10 @@ package main;
 my @bytes = grep { $_ != 10 && $_ != 13 } 1 .. 255;
 my $key = join '', map { chr } @bytes;
 my $r = raw("GET /api/v2/scripts/x HTTP/1.0\r\nHost: localhost\r\nX-K: k$key\r\n\r\n");
-# the key as the status endpoint must show it: UTF-8 as it is, any other
-# byte as \xHH; nginx strips the header value's leading and trailing
-# spaces, not ours here (k first, byte 255 last)
-my $want = 'k' . join '', map { $_ < 0x80 ? chr : sprintf '\\x%02X', $_ } @bytes;
+# the key as the status endpoint must show it: UTF-8 as it is, the
+# backslash and any other byte as \xHH; nginx strips the header value's
+# leading and trailing spaces, not ours here (k first, byte 255 last)
+my $want = 'k' . join '', map { $_ < 0x80 && $_ != 0x5C ? chr : sprintf '\\x%02X', $_ } @bytes;
 my $j = http_get('/status')->{content};
 my $keys = eval { JSON::PP->new->utf8->decode($j)->{zones}{s}{keys} };
 my $p = http_get('/status?format=prometheus')->{content};
@@ -571,3 +571,33 @@ img elements: 0
 title: scripting gate
 key shown as text: yes
 --- timeout: 20
+
+
+
+=== TEST 14: a key of byte 0xFF and a key of the text \xFF are shown apart
+--- http_config
+    scripting_gate_zone  $http_x_k  zone=s:1m;
+--- config
+    location /api/ {
+        scripting_gate zone=s limit=2;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+package main;
+raw("GET /api/v2/scripts/x HTTP/1.0\r\nHost: localhost\r\nX-K: a\xff\r\n\r\n");
+raw("GET /api/v2/scripts/x HTTP/1.0\r\nHost: localhost\r\nX-K: a\\xFF\r\n\r\n")
+    for 1 .. 2;
+my $keys = decode_json(http_get('/status')->{content})->{zones}{s}{keys};
+my $p = http_get('/status?format=prometheus')->{content};
+html_put('result.txt',
+    join('', map { "json: " . encode_json([$_]) . " passed $keys->{$_}{passed}\n" }
+             sort keys %$keys)
+    . join('', map { "$_\n" } sort grep { /^scripting_gate_passed_total/ } split /\n/, $p));
+--- request
+GET /result.txt
+--- response_body
+json: ["a\\x5CxFF"] passed 2
+json: ["a\\xFF"] passed 1
+scripting_gate_passed_total{zone="s",key="a\\x5CxFF"} 2
+scripting_gate_passed_total{zone="s",key="a\\xFF"} 1
