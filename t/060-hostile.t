@@ -500,20 +500,20 @@ prometheus lines: whole
 
 
 
-=== TEST 12: CR, LF and markup in a key from a JSON body: escaped in JSON and Prometheus, text on the page
+=== TEST 12: CR, LF and markup in a key: escaped in JSON and Prometheus
 --- http_config
-    scripting_gate_zone  $vid  zone=s:1m;
-    scripting_json_var   $vid  /versionId;
+    scripting_gate_zone  $k  zone=s:1m;
 --- config
     location /api/ {
+        set $k "a\r\nb$http_x_k";
         scripting_gate zone=s limit=2;
         proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
     }
     location = /status { scripting_gate_stats; }
 --- init
 package main;
-http_get('/api/v2/scripts/x', method => 'POST',
-         body => '{"versionId": "a\r\nb<img src=x onerror=alert(1)>\"&\u0001"}');
+raw("GET /api/v2/scripts/x HTTP/1.0\r\nHost: localhost\r\n"
+    . "X-K: <img src=x onerror=alert(1)>\"&\x01\r\n\r\n");
 my $want = "a\r\nb<img src=x onerror=alert(1)>\"&\x01";
 my $j = http_get('/status')->{content};
 my $keys = eval { decode_json($j)->{zones}{s}{keys} } || {};
@@ -601,3 +601,23 @@ json: ["a\\x5CxFF"] passed 2
 json: ["a\\xFF"] passed 1
 scripting_gate_passed_total{zone="s",key="a\\x5CxFF"} 2
 scripting_gate_passed_total{zone="s",key="a\\xFF"} 1
+
+
+
+=== TEST 15: a JSON string holding CR or LF gives an empty variable, so it cannot split a header
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id:$vid";
+        scripting_gate zone=s limit=2;
+        add_header X-Gate "[$scripting_gate_key]";
+        add_header X-V "[$vid]";
+        proxy_pass http://mock;
+    }
+--- request eval
+"POST /api/v2/scripts/x/export\n" . '{"versionId": "v1\r\nInjected: yes", "b": "ok\nInjected: too"}'
+--- response_headers
+X-Gate: [x:]
+X-V: []
+! Injected
+--- error_log
+scripting_json_var: the value at "/versionId" holds CR or LF, the variable is empty
