@@ -37,6 +37,8 @@ if [ -n "${VALGRIND:-}" ]; then
     chmod +x build/valgrind/nginx
     export TEST_NGINX_BINARY="$PWD/build/valgrind/nginx"
     export TEST_NGINX_TIMEOUT="${TEST_NGINX_TIMEOUT:-30}"
+    # for the few checks of a duration that allow for a slow nginx
+    export SCRIPTING_GATE_SLOW=1
 
     echo "under valgrind memcheck:"
     rc=0
