@@ -4,6 +4,7 @@
 #   make build   the module (build/nginx/*.so) and the mock API
 #   make test    deps + build + the Test::Nginx suite
 #   make demo    deps + build + the gateway in front of the mock, with a burst
+#   make asan, make valgrind   the whole suite under the sanitizers, valgrind
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -18,7 +19,7 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
-.PHONY: all deps build test demo demo-stop bench reliability clean
+.PHONY: all deps build test asan valgrind demo demo-stop bench reliability clean
 
 all: build
 
@@ -56,10 +57,21 @@ $(MOCK): tools/mock/scripting_mock.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
-# the whole suite, then its gate and retry parts again under the sanitizers
+# the whole suite, then its gate, retry, stats and hostile-input parts
+# again under the sanitizers
 test: deps build $(ASAN_MODULE)
 	@sh t/run.sh
-	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t t/040-stats.t" sh t/run.sh
+	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t t/040-stats.t t/060-hostile.t" sh t/run.sh
+
+# the whole suite under the sanitizers, and under valgrind's memcheck
+# (nginx and the module as make build makes them); neither is part of
+# make test, which runs the sanitizers on a subset
+asan: deps build $(ASAN_MODULE)
+	@ASAN=1 sh t/run.sh
+
+valgrind: deps build
+	@sh tools/deps.sh valgrind
+	@VALGRIND=1 sh t/run.sh
 
 demo: deps build
 	@sh tools/demo.sh

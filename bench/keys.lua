@@ -11,6 +11,24 @@ for spec in string.gmatch(os.getenv("ACTIONS") or "", "[^,]+") do
    local a, pct = string.match(spec, "^(.*):(%d+)$")
    table.insert(actions, { a, tonumber(pct) })
 end
+-- BODIES=malformed:50 (or longkey:N): that percentage of the requests are
+-- POSTs to .../export with a hostile JSON body, taken in turn from the list
+local body_kind, body_pct = string.match(os.getenv("BODIES") or "", "^(%a+):(%d+)$")
+body_pct = tonumber(body_pct or "0")
+local bodies = {
+   malformed = {
+      '{"versionId": "v1',                                -- truncated
+      '{"versionId": "v\255\254"}',                       -- not UTF-8
+      string.rep("[", 10000),                             -- 10000 deep, open
+      string.rep('{"a":', 10000) .. "1" .. string.rep("}", 10000),
+      '{"versionId": 1e999999}',                          -- huge number
+      '{"versionId": "v1"}',                              -- and a good one
+   },
+   longkey = { '{"versionId": "' .. string.rep("v", 1100) .. '"}' },
+}
+-- RANDOM_VERSIONS=90: that percentage of the requests go to a version never
+-- seen before (a flood of keys), the rest to the VERSIONS regular ones
+local random_pct = tonumber(os.getenv("RANDOM_VERSIONS") or "0")
 local threads = {}
 local n = 0
 
@@ -21,6 +39,7 @@ end
 
 function init(args)
    counts = {}
+   injected = 0
    n = 0
 end
 
@@ -28,9 +47,22 @@ function request()
    n = n + 1
    local v = (n + id * 7) % versions
    local path = prefix .. "script-" .. v .. "?scriptDataVersion=1"
+   if random_pct > 0 and math.random(100) <= random_pct then
+      injected = injected + 1
+      return wrk.format("GET", prefix .. "script-r" .. id .. "-" .. n .. "-" ..
+                        math.random(1000000000) .. "?scriptDataVersion=1")
+   end
+   if body_pct > 0 and math.random(100) <= body_pct then
+      local list = bodies[body_kind]
+      injected = injected + 1
+      return wrk.format("POST", prefix .. "script-" .. v .. "/export?scriptDataVersion=1",
+                        { ["Content-Type"] = "application/json" },
+                        list[n % #list + 1])
+   end
    local r = math.random(100)
    for _, a in ipairs(actions) do
       if r <= a[2] then
+         injected = injected + 1
          return wrk.format("GET", path, { ["X-Mock-Action"] = a[1] })
       end
       r = r - a[2]
@@ -44,7 +76,9 @@ end
 
 function done(summary, latency, requests)
    local total = {}
+   local inj = 0
    for _, t in ipairs(threads) do
+      inj = inj + t:get("injected")
       local c = t:get("counts")
       for s, k in pairs(c) do
          total[s] = (total[s] or 0) + k
@@ -56,11 +90,12 @@ function done(summary, latency, requests)
    end
    table.sort(parts)
    io.write(string.format("RESULT requests=%d duration_s=%.2f errors=%d " ..
-                          "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f statuses=%s\n",
+                          "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f statuses=%s " ..
+                          "injected=%d\n",
                           summary.requests, summary.duration / 1e6,
                           summary.errors.connect + summary.errors.read +
                           summary.errors.write + summary.errors.timeout,
                           latency:percentile(50) / 1000,
                           latency:percentile(99) / 1000,
-                          latency.max / 1000, table.concat(parts, ",")))
+                          latency.max / 1000, table.concat(parts, ","), inj))
 end

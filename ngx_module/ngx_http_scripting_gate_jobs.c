@@ -822,9 +822,9 @@ ngx_http_scripting_gate_job_json(ngx_pool_t *pool,
     /* a key or a URI may have any bytes: shown as valid UTF-8 */
 
     if (p == NULL
-        || ngx_http_scripting_gate_stats_utf8(pool, &key) != NGX_OK
-        || ngx_http_scripting_gate_stats_utf8(pool, &uri) != NGX_OK
-        || ngx_http_scripting_gate_stats_utf8(pool, &method) != NGX_OK)
+        || ngx_http_scripting_gate_stats_utf8(pool, &key, 1) != NGX_OK
+        || ngx_http_scripting_gate_stats_utf8(pool, &uri, 0) != NGX_OK
+        || ngx_http_scripting_gate_stats_utf8(pool, &method, 0) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -233,6 +233,21 @@ ngx_http_scripting_gate_json_variable(ngx_http_request_t *r,
         v->data = (u_char *) json_string_value(json);
         v->len = json_string_length(json);
 
+        /*
+         * "\r" and "\n" escapes decode to CR and LF, which would let the
+         * value end a header line wherever a configuration puts it in one
+         * (add_header, proxy_set_header): such a value is not given
+         */
+
+        if (ngx_strlchr(v->data, v->data + v->len, CR)
+            || ngx_strlchr(v->data, v->data + v->len, LF))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "scripting_json_var: the value at \"%V\" holds "
+                          "CR or LF, the variable is empty", &jv->pointer);
+            return NGX_OK;
+        }
+
     } else {
         ngx_http_scripting_gate_json_use_pool(r->pool);
         s = json_dumps(json, JSON_COMPACT|JSON_ENCODE_ANY);

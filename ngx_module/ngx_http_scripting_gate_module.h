@@ -297,7 +297,8 @@ void ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_req_t *gr);
 /* stats */
 char *ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s);
+ngx_int_t ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_uint_t key);
 
 
 #endif /* _NGX_HTTP_SCRIPTING_GATE_MODULE_H_INCLUDED_ */

@@ -573,14 +573,16 @@ ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
 
         /* names are shown as text, out of the lock */
 
-        if (ngx_http_scripting_gate_stats_utf8(r->pool, &z->name) != NGX_OK) {
+        if (ngx_http_scripting_gate_stats_utf8(r->pool, &z->name, 0)
+            != NGX_OK)
+        {
             return NULL;
         }
 
         k = z->keys.elts;
 
         for (j = 0; j < z->keys.nelts; j++) {
-            if (ngx_http_scripting_gate_stats_utf8(r->pool, &k[j].key)
+            if (ngx_http_scripting_gate_stats_utf8(r->pool, &k[j].key, 1)
                 != NGX_OK)
             {
                 return NULL;
@@ -609,11 +611,15 @@ ngx_http_scripting_gate_stats_copy(ngx_http_scripting_gate_stats_key_t *k,
  * JSON and the Prometheus text are UTF-8, while a key holds whatever bytes
  * the request had: a byte that is not part of a valid sequence is shown as
  * \xHH instead, so that one odd key cannot break the whole answer (nor a
- * job's JSON)
+ * job's JSON).  In a key, a backslash is shown as \x5C too: otherwise the
+ * key made of byte 0xFF and the key made of the four characters "\xFF"
+ * would be shown alike, one hiding the other in JSON and both making one
+ * series twice in Prometheus.
  */
 
 ngx_int_t
-ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
+ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_uint_t key)
 {
     size_t   n;
     u_char  *p, *d, *end, *dst;
@@ -622,7 +628,7 @@ ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
 
     for (p = s->data; p < end; p += n) {
         n = ngx_http_scripting_gate_stats_utf8_len(p, end);
-        if (n == 0) {
+        if (n == 0 || (key && *p == '\\')) {
             break;
         }
     }
@@ -641,7 +647,7 @@ ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s)
     while (p < end) {
         n = ngx_http_scripting_gate_stats_utf8_len(p, end);
 
-        if (n == 0) {
+        if (n == 0 || (key && *p == '\\')) {
             d = ngx_sprintf(d, "\\x%02Xd", *p++);
             continue;
         }

@@ -296,11 +296,16 @@ worker memory grew by less than 4 MB: yes
 package main;
 ScriptingGate::Mock::reset();
 ScriptingGate::Mock::plan('gone::', '429/ra=1', '200');
-my $res = http_get('/api/v2/scripts/gone', timeout => 0.3);
+# the client goes away once the first attempt has had its 429 (not after
+# a fixed time, which a slow nginx, under valgrind say, may not meet)
+my $kids = background(['/api/v2/scripts/gone', timeout => 10]);
+wait_until(5, sub { (seen('gone::'))[0]{requests} >= 1 });
+kill 'KILL', $kids->[0][0];
+my ($res) = reap($kids);
 # the retry would have gone out 1 s after the 429
 sleep 1.5;
 my ($k) = seen('gone::');
-html_put('result.txt', "client: $res->{status}\nupstream: requests=$k->{requests}\n");
+html_put('result.txt', "client: $res->[0]\nupstream: requests=$k->{requests}\n");
 --- request
 GET /result.txt
 --- response_body
@@ -357,7 +362,10 @@ my ($k, @gaps) = seen('cool::');
 my $max = 0; $max = $_ > $max ? $_ : $max for @gaps;
 html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
          . "upstream: requests=$k->{requests} peak=$k->{peak_in_flight} 429=$k->{status}{429}\n"
-         . "a pause of a second: " . ($max >= 950 ? "yes" : "no ($max)") . "\n");
+         # nginx's cached time may lag by a loop's length: tens of ms
+         # under valgrind (SCRIPTING_GATE_SLOW, set by t/run.sh)
+         . "a pause of a second: "
+         . ($max >= ($ENV{SCRIPTING_GATE_SLOW} ? 850 : 950) ? "yes" : "no ($max)") . "\n");
 --- request
 GET /result.txt
 --- response_body

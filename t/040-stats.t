@@ -220,7 +220,7 @@ http_get('/api/v2/scripts/x', headers => { 'X-K' => 'q"\\z' });
 --- request
 GET /status?format=prometheus
 --- response_body_like chomp
-scripting_gate_passed_total\{zone="s",key="q\\"\\\\z"\} 1
+scripting_gate_passed_total\{zone="s",key="q\\"\\\\x5Cz"\} 1
 
 
 

@@ -3,6 +3,7 @@
 # (t/runner) is used only when the real Test::Nginx is not installed.
 #   TEST_FILES  the .t files or folders (default t/)
 #   ASAN=1      with the module built with AddressSanitizer and UBSan
+#   VALGRIND=1  with nginx (and the module) under valgrind's memcheck
 set -e
 cd "$(dirname "$0")/.."
 
@@ -15,10 +16,47 @@ if ! perl -MTest::Nginx::Socket -e1 2>/dev/null; then
     inc="-I t/runner"
 fi
 
-if [ -z "${ASAN:-}" ]; then
+if [ -z "${ASAN:-}" ] && [ -z "${VALGRIND:-}" ]; then
     # tini -s reaps the daemonized nginx at once (PID 1 here reaps orphans
     # only every ~2 s, which would cost that much per test block)
     exec tini -s -- prove $inc -r ${TEST_FILES:-t/}
+fi
+
+if [ -n "${VALGRIND:-}" ]; then
+    # nginx and the module as built by make build, every process of it
+    # (master, workers, the "nginx -s reload" of a test) under memcheck;
+    # one report file per process.  Leaks are not looked for: nginx frees
+    # its pools and zones by exiting, by design.  Slower by 20 to 50
+    # times: the runner's timeouts are widened (TEST_NGINX_TIMEOUT).
+    reports=$PWD/build/valgrind/reports
+    rm -rf "$reports"
+    mkdir -p "$reports"
+    printf '#!/bin/sh\nexec valgrind --tool=memcheck --trace-children=yes --leak-check=no --num-callers=30 --suppressions=%s --log-file=%s/%%p.log %s "$@"\n' \
+        "$PWD/t/valgrind.supp" "$reports" "$TEST_NGINX_BINARY" \
+        > build/valgrind/nginx
+    chmod +x build/valgrind/nginx
+    export TEST_NGINX_BINARY="$PWD/build/valgrind/nginx"
+    export TEST_NGINX_TIMEOUT="${TEST_NGINX_TIMEOUT:-30}"
+    # for the few checks of a duration that allow for a slow nginx
+    export SCRIPTING_GATE_SLOW=1
+
+    echo "under valgrind memcheck:"
+    rc=0
+    tini -s -- prove $inc -r ${TEST_FILES:-t/} || rc=$?
+
+    # an error as memcheck words it, or a non-zero summary (a process
+    # killed by a test writes none)
+    bad=$(grep -lE '^==[0-9]+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param|Mismatched free|Source and destination overlap|Argument .* of function|Process terminating with default action of signal (4|6|7|8|11) )|ERROR SUMMARY: [1-9]' \
+          "$reports"/*.log 2>/dev/null || true)
+    echo "$(ls "$reports" | wc -l) processes checked"
+    if [ -n "$bad" ]; then
+        echo "valgrind reports:"
+        cat $bad
+        exit 1
+    fi
+
+    echo "no valgrind report"
+    exit $rc
 fi
 
 # The sanitized module in Debian's nginx: nginx alone gets the sanitizers'

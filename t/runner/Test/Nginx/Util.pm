@@ -199,7 +199,7 @@ sub reap_orphans {
     for my $dir (glob '/proc/[0-9]*') {
         my ($pid) = $dir =~ /(\d+)$/;
         my ($comm, $state, $ppid) = proc_stat($pid);
-        next unless defined $ppid && $ppid == $$ && $comm =~ /^nginx/;
+        next unless defined $ppid && $ppid == $$ && $comm =~ /^(?:nginx|memcheck)/;
         if ($state eq 'Z') {
             waitpid($pid, 0);
         } else {
