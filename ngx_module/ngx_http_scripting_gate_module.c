@@ -10,6 +10,7 @@
 
 #include "ngx_http_scripting_gate_module.h"
 #include "ngx_http_scripting_gate_async.h"
+#include <ngx_md5.h>
 
 
 static ngx_int_t ngx_http_scripting_gate_rewrite_handler(
@@ -420,8 +421,10 @@ ngx_int_t
 ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr)
 {
+    u_char                               digest[16], *p, *last;
     ngx_int_t                            n;
     ngx_str_t                            key, limit;
+    ngx_md5_t                            md5;
     ngx_http_scripting_gate_zone_t      *zone;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
@@ -437,12 +440,33 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
     }
 
     if (key.len > NGX_HTTP_SCRIPTING_GATE_MAX_KEY) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        /*
+         * a client that makes the key long must not get past the gate:
+         * such a key is its head and a digest of the whole
+         */
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "the value of the \"%V\" key is more than %d bytes: "
-                      "\"%*s...\", the request is not gated",
+                      "\"%*s...\", the request is gated by its digest",
                       &zone->key.value, NGX_HTTP_SCRIPTING_GATE_MAX_KEY,
                       (size_t) 64, key.data);
-        return NGX_DECLINED;
+
+        p = ngx_pnalloc(r->pool, NGX_HTTP_SCRIPTING_GATE_MAX_KEY);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_md5_init(&md5);
+        ngx_md5_update(&md5, key.data, key.len);
+        ngx_md5_final(digest, &md5);
+
+        last = ngx_cpymem(p, key.data, NGX_HTTP_SCRIPTING_GATE_MAX_KEY
+                                       - 2 * sizeof(digest) - 1);
+        *last++ = '#';
+        last = ngx_hex_dump(last, digest, sizeof(digest));
+
+        key.data = p;
+        key.len = last - p;
     }
 
     if (glcf->limit_cv) {

@@ -177,7 +177,7 @@ empty body: 200 gate=[PASSED] key=[x:] body=intact
 
 
 
-=== TEST 3: a key of 1024 bytes is gated, one of 1025 bytes or of 400 KB is logged and not gated
+=== TEST 3: a key of 1024 bytes is gated as it is, one of 1025 bytes or of 400 KB is logged and gated by its digest
 --- init
 package main;
 my $out = '';
@@ -190,10 +190,10 @@ html_put('result.txt', $out);
 GET /result.txt
 --- response_body
 versionId of 1022 bytes: 200 gate=[PASSED] key=1024 bytes body=intact
-versionId of 1023 bytes: 200 gate=[] key=[] body=intact
-versionId of 400000 bytes: 200 gate=[] key=[] body=intact
+versionId of 1023 bytes: 200 gate=[PASSED] key=1024 bytes body=intact
+versionId of 400000 bytes: 200 gate=[PASSED] key=1024 bytes body=intact
 --- error_log eval
-qr/the value of the "\$script_key" key is more than 1024 bytes: "x:v{62}\.\.\.", the request is not gated/
+qr/the value of the "\$script_key" key is more than 1024 bytes: "x:v{62}\.\.\.", the request is gated by its digest/
 --- no_error_log
 [alert]
 [crit]
@@ -621,3 +621,35 @@ X-V: []
 ! Injected
 --- error_log
 scripting_json_var: the value at "/versionId" holds CR or LF, the variable is empty
+
+
+
+=== TEST 16: a long key cannot get past the limit: a burst with one 5000-byte key never exceeds it at the mock, and two long keys stay apart
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my $v1 = 'a' x 5000;
+my $v2 = ('a' x 4999) . 'b';
+my $kids = background(map { ["/api/v2/scripts/lk?scriptDataVersion=1",
+                             method => 'POST',
+                             body => qq({"versionId": "$v1"}),
+                             headers => { 'X-Mock-Action' => '200/delay=200' }] } 1 .. 12);
+my %st; $st{ $_->[0] }++ for reap($kids);
+my $other = http_get('/api/v2/scripts/lk?scriptDataVersion=1', method => 'POST',
+                     body => qq({"versionId": "$v2"}));
+my $s = ScriptingGate::Mock::stats();
+my @peaks = map { $s->{keys}{$_}{peak_in_flight} } sort grep { /^lk:/ } keys %{ $s->{keys} };
+my $st = status_json('/status');
+my @keys = grep { /^lk:/ } keys %{ $st->{zones}{s}{keys} };
+html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
+         . "the other key: $other->{status}\n"
+         . "upstream peak: @peaks\n"
+         . "gate keys: " . scalar(@keys) . " of " . join(' ', map { length } @keys) . " bytes\n");
+--- request
+GET /result.txt
+--- response_body
+client 200 x 12
+the other key: 200
+upstream peak: 2
+gate keys: 2 of 1024 1024 bytes
+--- timeout: 20
