@@ -65,6 +65,10 @@ export TEST_NGINX_LOAD_MODULES="$PWD/build/asan/ngx_http_scripting_gate_module.s
 reports=$PWD/build/asan/reports
 rm -rf "$reports"
 mkdir -p "$reports"
+# workers that run as another user (nginx's default "user nobody" when
+# started as root, as the conf-examples are) must be able to write their
+# report here too: otherwise it goes to stderr, that is to error.log
+chmod 1777 "$reports"
 
 # nginx frees little at exit by design: leaks are not what this looks for
 export ASAN_OPTIONS="detect_leaks=0:log_path=$reports/asan"
