@@ -26,6 +26,9 @@ local bodies = {
    },
    longkey = { '{"versionId": "' .. string.rep("v", 1100) .. '"}' },
 }
+-- ASYNC=20: that percentage of the requests ask for an async job
+-- (Prefer: respond-async) and get 202 at once
+local async_pct = tonumber(os.getenv("ASYNC") or "0")
 -- RANDOM_VERSIONS=90: that percentage of the requests go to a version never
 -- seen before (a flood of keys), the rest to the VERSIONS regular ones
 local random_pct = tonumber(os.getenv("RANDOM_VERSIONS") or "0")
@@ -59,15 +62,23 @@ function request()
                         { ["Content-Type"] = "application/json" },
                         list[n % #list + 1])
    end
+   local prefer = nil
+   if async_pct > 0 and math.random(100) <= async_pct then
+      injected = injected + 1
+      prefer = "respond-async"
+   end
    local r = math.random(100)
    for _, a in ipairs(actions) do
       if r <= a[2] then
-         injected = injected + 1
-         return wrk.format("GET", path, { ["X-Mock-Action"] = a[1] })
+         if not prefer then
+            injected = injected + 1
+         end
+         return wrk.format("GET", path, { ["X-Mock-Action"] = a[1],
+                                          ["Prefer"] = prefer })
       end
       r = r - a[2]
    end
-   return wrk.format("GET", path)
+   return wrk.format("GET", path, { ["Prefer"] = prefer })
 end
 
 function response(status, headers, body)

@@ -47,6 +47,7 @@ http {
         "~^/api/v2/scripts/(?<id>[^/]+)"  "\$id:\$arg_scriptDataVersion:\$vid";
     }
     scripting_gate_zone \$script_key zone=scripts:$zone;
+    scripting_async_zone zone=jobs:16m ttl=1m;
     # faults for the retries only: the first attempt gets the first
     # action, every retry the second (\$scripting_retry_count per attempt)
     map "\$http_x_mock_action:\$scripting_retry_count" \$mock_action {
@@ -78,8 +79,11 @@ http {
                             deadline=4s;
             proxy_next_upstream off;
             limit_rate \$slow_rate;
+            scripting_async zone=jobs pass=http://127.0.0.1:$MOCK_PORT
+                            jobs_uri=/jobs/ timeout=30s;
             proxy_pass http://mock;
         }
+        location /jobs/ { scripting_async_jobs zone=jobs; }
         location = /status { scripting_gate_stats; }
     }
 }
@@ -148,9 +152,25 @@ run() {
               . (keys %by > 1 ? " (" . join(", ", map { "$_ $by{$_}" } sort keys %by) . ")" : "")')
     peak=${mock%%|*}
     mock=${mock#*|}
-    left=$(curl -s -m 5 http://127.0.0.1:$GW_PORT/status | perl -MJSON::PP -e '
-        my $z = decode_json(join "", <STDIN>)->{zones}{scripts}; my $t = $z->{totals};
-        print "active $t->{active}, queued $t->{queued}|$z->{no_memory}"' 2>/dev/null || echo "no answer|?")
+    if [ -n "${ASYNC:-}" ]; then
+        # the jobs still under way end (or fail, if their worker was
+        # killed) within their timeout
+        for j in $(seq 1 400); do
+            [ "$(curl -s -m 5 http://127.0.0.1:$GW_PORT/status | perl -MJSON::PP -e '
+                my $j = decode_json(join "", <STDIN>)->{jobs}{jobs};
+                print $j->{queued} + $j->{running}' 2>/dev/null)" = 0 ] && break
+            sleep 0.1
+        done
+        drain
+    fi
+    left=$(curl -s -m 5 http://127.0.0.1:$GW_PORT/status | ASYNC=${ASYNC:-} perl -MJSON::PP -e '
+        my $s = decode_json(join "", <STDIN>);
+        my $z = $s->{zones}{scripts}; my $t = $z->{totals}; my $j = $s->{jobs}{jobs};
+        print "active $t->{active}, queued $t->{queued}"
+            . ($ENV{ASYNC} ? "; jobs: $j->{accepted} accepted, $j->{succeeded} succeeded, "
+                                . "$j->{failed} failed, $j->{queued} queued, $j->{running} running"
+                              : "")
+            . "|$z->{no_memory}"' 2>/dev/null || echo "no answer|?")
     crashes=$(grep -c 'exited on signal [^9]' "$B/logs/error.log" || true)
     injected=${out##* injected=}
     out=${out% injected=*}
@@ -230,6 +250,16 @@ ACTIONS=""
 TRIED=wrk:injected BODIES=malformed:50 run "hostile JSON bodies on 50 % (truncated, not UTF-8, 10000 levels deep, 1e999999, and valid), the key read from them" 64 10s
 TRIED=wrk:injected BODIES=longkey:50 run "a versionId of 1100 bytes on 50 %: keys over 1024 bytes are gated by their digest" 64 10s
 
+start_gateway     # the jobs' figures from zero
+TRIED=wrk:injected ASYNC=20 ACTIONS="429/ra=none:30" \
+    run "async jobs: 20 % of requests ask for one (202 at once), 429 on 30 % of all, jobs and requests under the same gate and retry" 64 10s
+
+start_gateway
+( while true; do sleep 3; kill -9 "$(pgrep -P "$(cat "$B/logs/nginx.pid")" | head -1)" 2>/dev/null && echo >> "$B/kills" || true; done ) &
+BG=$!
+TRIED=file:kills ASYNC=20 ACTIONS="" \
+    run "async jobs on 20 % of requests, SIGKILL of a worker every 3 s: the jobs of a killed worker are marked failed" 128 10s
+
 ( while true; do sleep 1; "$NGINX" -p "$B/" -c conf/nginx.conf -s reload; echo >> "$B/reloads"; done ) &
 BG=$!
 TRIED=file:reloads run "nginx -s reload every second" 128 10s
@@ -251,6 +281,13 @@ echo "still works on the abandoned request: its peak then exceeds the limit, as"
 echo "in the rows of a stalled upstream and of timeouts during retries. That"
 echo "is the gate keeping its count of what nginx has in flight, not of what"
 echo "the upstream still does; see README, scripting_gate."
+echo
+echo "In the async rows, the clients that asked for a job got 202 at once;"
+echo "the jobs then went through the same gate (the mock's peak covers them"
+echo "too) and retry. \"Left\" adds the jobs' figures once every job has ended:"
+echo "none may stay queued or running. A job fails when its upstream answered"
+echo "429 after its 3 attempts, or when its worker was killed (marked failed by"
+echo "another worker within a second or two)."
 echo
 echo "A key longer than 1024 bytes is logged and gated by its first 991"
 echo "bytes and the MD5 of the whole (README, scripting_gate_zone): a client"
