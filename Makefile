@@ -4,6 +4,7 @@
 #   make build   the module (build/nginx/*.so) and the mock API
 #   make test    deps + build + the Test::Nginx suite
 #   make demo    deps + build + the gateway in front of the mock, with a burst
+#   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -18,7 +19,7 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
-.PHONY: all deps build test demo demo-stop bench reliability clean
+.PHONY: all deps build test demo demo-stop bench reliability fuzz clean
 
 all: build
 
@@ -79,3 +80,11 @@ reliability: deps build
 	@sh tools/deps.sh wrk
 	bash bench/reliability.sh > bench/RELIABILITY.md.new && mv bench/RELIABILITY.md.new bench/RELIABILITY.md
 	@cat bench/RELIABILITY.md
+
+# every parser that sees outside input, one target after another
+# (fuzz/README.md); builds nginx's own objects into build/fuzz/
+FUZZ_SECONDS ?= 600
+
+fuzz:
+	@sh fuzz/build.sh
+	@sh fuzz/run.sh $(FUZZ_SECONDS)
