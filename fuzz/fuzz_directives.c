@@ -107,7 +107,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                   *p, *last, *start, *text;
     char                     *rv;
-    void                    **main_loc, **loc, **locs[FUZZ_LOCATIONS];
+    void                    **main_loc, **loc, **locs[FUZZ_LOCATIONS + 1];
     ngx_str_t                 words[FUZZ_WORDS];
     ngx_uint_t                n, nlocs, i, type;
     fuzz_conf_t               fc;

@@ -95,11 +95,12 @@ fuzz_lookup(ngx_http_scripting_gate_zone_t *zone, u_char *key, size_t len,
 static void
 fuzz_check_zone(ngx_http_scripting_gate_zone_t *zone)
 {
-    ngx_uint_t                       n, i, refs;
+    ngx_uint_t                       n, i, j, refs;
     ngx_queue_t                     *q;
     ngx_http_scripting_gate_node_t  *node;
 
     n = 0;
+    refs = 0;
 
     for (q = ngx_queue_head(&zone->sh->lru);
          q != ngx_queue_sentinel(&zone->sh->lru);
@@ -112,23 +113,25 @@ fuzz_check_zone(ngx_http_scripting_gate_zone_t *zone)
                                 (uint32_t) node->node.key)
                     == node);
 
-        refs = 0;
-
-        for (i = 0; i < fuzz_npins; i++) {
-            refs += (fuzz_pins[i].node == node);
-        }
-
-        FUZZ_ASSERT(node->refs == refs);
-
+        refs += node->refs;
         n++;
     }
 
+    /* each pinned key counts its pins, and no other key has any */
+    FUZZ_ASSERT(refs == fuzz_npins);
     FUZZ_ASSERT(n == zone->sh->keys);
     FUZZ_ASSERT(fuzz_rbtree_count(zone->sh->rbtree.root,
                                   zone->sh->rbtree.sentinel)
                 == n);
 
     for (i = 0; i < fuzz_npins; i++) {
+        refs = 0;
+
+        for (j = 0; j < fuzz_npins; j++) {
+            refs += (fuzz_pins[j].node == fuzz_pins[i].node);
+        }
+
+        FUZZ_ASSERT(fuzz_pins[i].node->refs == refs);
         FUZZ_ASSERT(fuzz_pins[i].ticket->node == fuzz_pins[i].node);
         FUZZ_ASSERT(fuzz_pins[i].node->len == fuzz_pins[i].len);
         FUZZ_ASSERT(ngx_memcmp(fuzz_pins[i].node->data, fuzz_pins[i].key,

@@ -54,9 +54,18 @@ for t in $TARGETS; do
 
     end=$(date +%s)
 
-    # the corpus kept in the repository: the seeds, and what adds to them
+    # the corpus kept in the repository: the seeds, and what adds to them;
+    # when that is more than 500 files, only what adds edges (hit counts
+    # of an edge are features too, and make many more files)
     "$BIN/$t" $opts -merge=1 "$OUT/merged/$t" "fuzz/corpus/$t" "$work" \
         > "$OUT/$t.merge.log" 2>&1
+    if [ "$(ls "$OUT/merged/$t" | wc -l)" -gt 500 ]; then
+        rm -rf "$OUT/merged/$t.all"
+        mv "$OUT/merged/$t" "$OUT/merged/$t.all"
+        mkdir "$OUT/merged/$t"
+        "$BIN/$t" $opts -merge=1 -use_counters=0 "$OUT/merged/$t" \
+            "$OUT/merged/$t.all" >> "$OUT/$t.merge.log" 2>&1
+    fi
     find "fuzz/corpus/$t" -type f ! -name 'seed-*' -delete
     for f in "$OUT/merged/$t"/*; do
         [ -f "$f" ] || continue
@@ -70,7 +79,7 @@ for t in $TARGETS; do
 
     {
         echo "seconds: $((end - start))"
-        grep -E '^#[0-9]+ .*cov: ' "$OUT/$t.log" | tail -1
+        grep -E '^#[0-9]+[[:space:]].*cov: ' "$OUT/$t.log" | tail -1
         grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$OUT/$t.log"
         echo "corpus kept: $(ls "fuzz/corpus/$t" | wc -l) files," \
              "$(cat "fuzz/corpus/$t"/* | wc -c) bytes"
