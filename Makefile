@@ -5,6 +5,7 @@
 #   make test    deps + build + the Test::Nginx suite
 #   make demo    deps + build + the gateway in front of the mock, with a burst
 #   make asan, make valgrind   the whole suite under the sanitizers, valgrind
+#   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -19,7 +20,8 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
-.PHONY: all deps build test asan valgrind demo demo-stop bench reliability clean
+.PHONY: all deps build test asan valgrind demo demo-stop bench reliability \
+        fuzz clean
 
 all: build
 
@@ -91,3 +93,11 @@ reliability: deps build
 	@sh tools/deps.sh wrk
 	bash bench/reliability.sh > bench/RELIABILITY.md.new && mv bench/RELIABILITY.md.new bench/RELIABILITY.md
 	@cat bench/RELIABILITY.md
+
+# every parser that sees outside input, one target after another
+# (fuzz/README.md); builds nginx's own objects into build/fuzz/
+FUZZ_SECONDS ?= 600
+
+fuzz:
+	@sh fuzz/build.sh
+	@sh fuzz/run.sh $(FUZZ_SECONDS)
