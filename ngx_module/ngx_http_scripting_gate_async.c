@@ -413,14 +413,13 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
     u_char                              *p;
     ngx_int_t                            rc;
     ngx_str_t                            callback, body, prefix, reason;
-    ngx_uint_t                           i;
-    ngx_list_part_t                     *part;
     ngx_table_elt_t                     *h, *pa, *loc;
     ngx_http_scripting_gate_req_t       *gr;
     ngx_http_scripting_gate_run_t       *run;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     static ngx_str_t  empty = ngx_null_string;
+    static ngx_str_t  callback_url = ngx_string("Callback-Url");
 
     if (!ngx_http_scripting_gate_async_wanted(r)) {
         return NGX_DECLINED;
@@ -446,30 +445,8 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
 
     gr->started = ngx_current_msec;
 
-    callback = empty;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Callback-Url") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Callback-Url",
-                               sizeof("Callback-Url") - 1) == 0)
-        {
-            callback = h[i].value;
-        }
-    }
+    h = ngx_http_scripting_gate_header_in(r, &callback_url);
+    callback = h ? h->value : empty;
 
     if (callback.len) {
         if (ngx_http_scripting_gate_async_callback_allowed(r, glcf->async,

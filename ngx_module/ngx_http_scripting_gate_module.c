@@ -647,6 +647,42 @@ ngx_http_scripting_gate_add_header(ngx_http_request_t *r, char *name,
 
 
 /*
+ * The first request header of that name; nginx keeps some (Accept) in
+ * headers_in only when built with certain modules, so the list is read.
+ */
+
+ngx_table_elt_t *
+ngx_http_scripting_gate_header_in(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/*
  * The upstream's answer to a gated request: counts it, and turns its
  * Retry-After into a cool-down of the key.
  */

@@ -263,6 +263,8 @@ ngx_int_t ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 ngx_int_t ngx_http_scripting_gate_add_header(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
+ngx_table_elt_t *ngx_http_scripting_gate_header_in(ngx_http_request_t *r,
+    ngx_str_t *name);
 ngx_int_t ngx_http_scripting_gate_read_body(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 void ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,

@@ -313,7 +313,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 
     static ngx_str_t  allow = ngx_string("GET, HEAD");
     static ngx_str_t  allow_delete = ngx_string("GET, HEAD, DELETE");
-    static ngx_str_t  vary = ngx_string("Accept");
+    static ngx_str_t  vary = ngx_string("Accept");      /* the header, too */
     static ngx_str_t  no_cache = ngx_string("no-cache");
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
@@ -362,7 +362,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     } else {
         /* a browser pointed at the bare URL gets the page */
 
-        accept = r->headers_in.accept;
+        accept = ngx_http_scripting_gate_header_in(r, &vary);
 
         if (accept
             && ngx_strlcasestrn(accept->value.data,
