@@ -29,7 +29,7 @@
 
 /* a job in shared memory; its strings follow it in the same allocation */
 typedef struct {
-    ngx_rbtree_node_t                   node;       /* key: id's first bits */
+    ngx_str_node_t                      sn;         /* by crc32, then id */
     ngx_queue_t                         queue;      /* oldest first */
     u_char                              id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
     ngx_pid_t                           pid;        /* the worker running it */

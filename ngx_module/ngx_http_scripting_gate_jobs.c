@@ -35,8 +35,6 @@ static void ngx_http_scripting_gate_jobs_expire(
 static void ngx_http_scripting_gate_job_free(
     ngx_http_scripting_gate_jobs_zone_t *jz,
     ngx_http_scripting_gate_job_t *job);
-static void ngx_http_scripting_gate_jobs_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev);
 static ngx_int_t ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
@@ -231,7 +229,7 @@ ngx_http_scripting_gate_jobs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     jz->shpool->data = jz->sh;
 
     ngx_rbtree_init(&jz->sh->rbtree, &jz->sh->sentinel,
-                    ngx_http_scripting_gate_jobs_insert);
+                    ngx_str_rbtree_insert_value);
     ngx_queue_init(&jz->sh->queue);
 
     len = sizeof(" in scripting_async_zone \"\"") + shm_zone->shm.name.len;
@@ -289,7 +287,9 @@ ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
     }
 
     ngx_memcpy(job->id, id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
-    job->node.key = ngx_crc32_short(id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
+    job->sn.node.key = ngx_crc32_short(id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
+    job->sn.str.data = job->id;
+    job->sn.str.len = NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN;
     job->pid = ngx_pid;
     job->state = NGX_HTTP_SCRIPTING_GATE_JOB_QUEUED;
     job->created = ngx_http_scripting_gate_jobs_now();
@@ -321,7 +321,7 @@ ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
         job->cb_state = NGX_HTTP_SCRIPTING_GATE_CALLBACK_PENDING;
     }
 
-    ngx_rbtree_insert(&jz->sh->rbtree, &job->node);
+    ngx_rbtree_insert(&jz->sh->rbtree, &job->sn.node);
     ngx_queue_insert_tail(&jz->sh->queue, &job->queue);
 
     jz->sh->stored++;
@@ -346,87 +346,21 @@ full:
 }
 
 
-/* by the crc32 of the id, then by the id, as the lookup walks the tree */
-
-static void
-ngx_http_scripting_gate_jobs_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t              **p;
-    ngx_http_scripting_gate_job_t   *j, *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            j = (ngx_http_scripting_gate_job_t *) node;
-            t = (ngx_http_scripting_gate_job_t *) temp;
-
-            p = (ngx_memcmp(j->id, t->id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN)
-                 < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
 /* called with the mutex held */
 
 static ngx_http_scripting_gate_job_t *
 ngx_http_scripting_gate_job_find(ngx_http_scripting_gate_jobs_zone_t *jz,
     u_char *id)
 {
-    ngx_int_t                       rc;
-    ngx_rbtree_key_t                hash;
-    ngx_rbtree_node_t              *node, *sentinel;
-    ngx_http_scripting_gate_job_t  *job;
+    ngx_str_t  name;
 
-    hash = ngx_crc32_short(id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
+    name.data = id;
+    name.len = NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN;
 
-    node = jz->sh->rbtree.root;
-    sentinel = jz->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        job = (ngx_http_scripting_gate_job_t *) node;
-
-        rc = ngx_memcmp(id, job->id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
-
-        if (rc == 0) {
-            return job;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
+    /* the job starts with its ngx_str_node_t */
+    return (ngx_http_scripting_gate_job_t *)
+               ngx_str_rbtree_lookup(&jz->sh->rbtree, &name,
+                                     ngx_crc32_short(id, name.len));
 }
 
 
@@ -617,7 +551,7 @@ ngx_http_scripting_gate_job_free(ngx_http_scripting_gate_jobs_zone_t *jz,
         ngx_slab_free_locked(jz->shpool, job->result);
     }
 
-    ngx_rbtree_delete(&jz->sh->rbtree, &job->node);
+    ngx_rbtree_delete(&jz->sh->rbtree, &job->sn.node);
     ngx_queue_remove(&job->queue);
     jz->sh->stored--;
 
