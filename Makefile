@@ -59,11 +59,12 @@ $(MOCK): tools/mock/scripting_mock.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
-# the whole suite, then its gate, retry, stats and hostile-input parts
+# the whole suite, then its gate, retry, async, stats and hostile-input parts
 # again under the sanitizers
 test: deps build $(ASAN_MODULE)
 	@sh t/run.sh
-	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t t/040-stats.t t/060-hostile.t" sh t/run.sh
+	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t \
+	    t/031-async-connections.t t/040-stats.t t/060-hostile.t" sh t/run.sh
 
 # the whole suite under the sanitizers, and under valgrind's memcheck
 # (nginx and the module as make build makes them); neither is part of

@@ -1127,7 +1127,7 @@ ngx_http_scripting_gate_async_send_attempt(ngx_http_scripting_gate_run_t *run)
                                     1);
     }
 
-    ngx_http_scripting_gate_job_running(run->jz, run->id, run->attempts);
+    ngx_http_scripting_gate_job_running(run->jz, run->id, run->attempts, 0);
 
     /* the attempt ends with the run's timeout at the latest */
     elapsed = ngx_current_msec - run->started;
@@ -1213,6 +1213,10 @@ ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
         == NGX_OK)
     {
         run->gr.retries++;
+
+        /* the answer that is retried shows while the job waits */
+        ngx_http_scripting_gate_job_running(run->jz, run->id, run->attempts,
+                                            (ngx_uint_t) status);
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, run->log, 0,
                        "scripting async: job %*s, retry in %M ms",

@@ -104,7 +104,8 @@ ngx_int_t ngx_http_scripting_gate_job_create(
     ngx_str_t *method, ngx_str_t *uri, ngx_str_t *callback, u_char *id,
     ngx_log_t *log);
 void ngx_http_scripting_gate_job_running(
-    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *id, ngx_uint_t attempts);
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *id, ngx_uint_t attempts,
+    ngx_uint_t status);
 void ngx_http_scripting_gate_job_finish(ngx_http_scripting_gate_jobs_zone_t *jz,
     u_char *id, ngx_uint_t state, ngx_uint_t status, ngx_str_t *reason,
     ngx_str_t *headers, ngx_str_t *body);

@@ -364,11 +364,14 @@ ngx_http_scripting_gate_job_find(ngx_http_scripting_gate_jobs_zone_t *jz,
 }
 
 
-/* the job runs (again): "attempts" so far */
+/*
+ * The job runs (again): "attempts" so far, and the status of the last
+ * answer when one is to be retried (0 leaves it).
+ */
 
 void
 ngx_http_scripting_gate_job_running(ngx_http_scripting_gate_jobs_zone_t *jz,
-    u_char *id, ngx_uint_t attempts)
+    u_char *id, ngx_uint_t attempts, ngx_uint_t status)
 {
     ngx_http_scripting_gate_job_t  *job;
 
@@ -383,8 +386,12 @@ ngx_http_scripting_gate_job_running(ngx_http_scripting_gate_jobs_zone_t *jz,
         jz->sh->running++;
     }
 
-    if (job) {
+    if (job && job->state == NGX_HTTP_SCRIPTING_GATE_JOB_RUNNING) {
         job->attempts = attempts;
+
+        if (status) {
+            job->status = status;
+        }
     }
 
     ngx_shmtx_unlock(&jz->shpool->mutex);
