@@ -547,7 +547,9 @@ prometheus: scripting_gate_passed_total{zone="s",key="a<0D>\nb<img src=x onerror
 package main;
 my $key = q{<img src=x onerror="document.title='pwned'">&amp;</td>'};
 http_get('/api/v2/scripts/x', headers => { 'X-K' => $key });
-my $profile = ScriptingGate::Util::servroot() . '/chromium';
+# outside the server root, which the test harness empties between blocks
+# while chromium's helpers may still write to their profile
+my $profile = "/tmp/scripting-gate-chromium-060-$$";
 my $url = 'http://127.0.0.1:' . ScriptingGate::Util::server_port() . '/status?format=html';
 open my $fh, '-|', "chromium --headless --no-sandbox --disable-gpu --no-first-run"
     . " --disable-background-networking --disable-component-update --disable-sync"
@@ -555,6 +557,7 @@ open my $fh, '-|', "chromium --headless --no-sandbox --disable-gpu --no-first-ru
     or die "chromium: $!";
 my $dom = do { local $/; <$fh> } // '';
 close $fh;
+system("rm -rf $profile");
 my ($title) = $dom =~ m{<title>(.*?)</title>}s;
 (my $text = $key) =~ s/&/&amp;/g;
 $text =~ s/</&lt;/g;

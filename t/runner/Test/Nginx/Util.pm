@@ -340,9 +340,14 @@ sub slurp {
 # ---- server root and nginx.conf -------------------------------------------
 
 sub setup_server_root {
-    # only what the runner makes is removed: stray files stay
-    remove_tree($ConfDir, $HtmlDir, $LogDir, $CacheDir,
-                glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"));
+    # only what the runner makes is removed; anything else left in the
+    # server root stops the run, as with the real Test::Nginx
+    if (-d $ServRoot) {
+        remove_tree($ConfDir, $HtmlDir, $LogDir, $CacheDir,
+                    glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"));
+        rmdir $ServRoot
+            or bail_out("Can't remove $ServRoot (not empty?): $!");
+    }
     make_path($LogDir, $HtmlDir, $ConfDir);
     open my $out, '>', "$HtmlDir/index.html"
         or bail_out("Can't open $HtmlDir/index.html for writing: $!\n");
