@@ -334,7 +334,8 @@ ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    if (glcf->async == NULL) {
+    /* the jobs endpoint is never a job, whatever it inherits */
+    if (glcf->async == NULL || glcf->jobs) {
         return 0;
     }
 

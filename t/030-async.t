@@ -578,3 +578,29 @@ GET /result.txt
 --- response_body
 3500: succeeded
 4090: failed
+
+
+
+=== TEST 20: scripting_async at server level: the jobs endpoint it is inherited by is never a job
+--- config
+    scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                    jobs_uri=/scripting-gate/jobs/;
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my ($res) = submit('/api/v2/scripts/srv', method => 'GET');
+my $j = job_until($res->{headers}{location}, sub { $_[0]{state} eq 'succeeded' }, 5);
+my $again = http_get($res->{headers}{location},
+                     headers => { 'Prefer' => 'respond-async' });
+html_put('result.txt', "submit: $res->{status}\njob: $j->{state}\n"
+                       . "poll with Prefer: $again->{status} "
+                       . ($again->{headers}{'preference-applied'} // 'not applied') . "\n");
+--- request
+GET /result.txt
+--- response_body
+submit: 202
+job: succeeded
+poll with Prefer: 200 not applied
