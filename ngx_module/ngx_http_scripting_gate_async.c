@@ -334,8 +334,8 @@ ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    /* the jobs endpoint is never a job, whatever it inherits */
-    if (glcf->async == NULL || glcf->jobs) {
+    /* the jobs and status endpoints are never jobs, whatever they inherit */
+    if (glcf->async == NULL || glcf->jobs || glcf->stats_max_keys) {
         return 0;
     }
 

@@ -581,7 +581,7 @@ GET /result.txt
 
 
 
-=== TEST 20: scripting_async at server level: the jobs endpoint it is inherited by is never a job
+=== TEST 20: scripting_async at server level: the jobs and status endpoints that inherit it are never jobs
 --- config
     scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
                     jobs_uri=/scripting-gate/jobs/;
@@ -595,12 +595,16 @@ my ($res) = submit('/api/v2/scripts/srv', method => 'GET');
 my $j = job_until($res->{headers}{location}, sub { $_[0]{state} eq 'succeeded' }, 5);
 my $again = http_get($res->{headers}{location},
                      headers => { 'Prefer' => 'respond-async' });
+my $status = http_get('/status', headers => { 'Prefer' => 'respond-async' });
 html_put('result.txt', "submit: $res->{status}\njob: $j->{state}\n"
                        . "poll with Prefer: $again->{status} "
-                       . ($again->{headers}{'preference-applied'} // 'not applied') . "\n");
+                       . ($again->{headers}{'preference-applied'} // 'not applied') . "\n"
+                       . "status with Prefer: $status->{status} "
+                       . ($status->{headers}{'preference-applied'} // 'not applied') . "\n");
 --- request
 GET /result.txt
 --- response_body
 submit: 202
 job: succeeded
 poll with Prefer: 200 not applied
+status with Prefer: 200 not applied
