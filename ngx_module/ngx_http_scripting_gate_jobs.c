@@ -1003,12 +1003,14 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
         end -= sizeof("/result") - 1;
     }
 
-    id = end - NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN;
-
-    if (id <= r->uri.data || id[-1] != '/') {
+    if (end - r->uri.data < NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN + 1
+        || end[- NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN - 1] != '/')
+    {
         return ngx_http_scripting_gate_jobs_send(r, NGX_HTTP_NOT_FOUND,
                                                  &not_found);
     }
+
+    id = end - NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN;
 
     for (p = id; p < end; p++) {
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
