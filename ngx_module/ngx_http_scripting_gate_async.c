@@ -25,7 +25,6 @@
 
 #include "ngx_http_scripting_gate_async.h"
 #include "ngx_http_scripting_gate_curl.h"
-#include <jansson.h>
 
 
 #define NGX_HTTP_SCRIPTING_GATE_CALLBACK_ATTEMPTS  3
@@ -969,45 +968,16 @@ static ngx_int_t
 ngx_http_scripting_gate_async_error(ngx_http_request_t *r, ngx_uint_t status,
     char *code, char *message, ngx_uint_t retry_after)
 {
-    char                                 *s;
-    u_char                               *p;
-    json_t                               *o;
-    ngx_str_t                             body, id, ra;
-    ngx_http_variable_value_t            *vv;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
+    u_char     *p;
+    ngx_str_t   body, id, ra;
 
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
-
-    vv = ngx_http_get_indexed_variable(r, gmcf->request_id_index);
-
-    if (vv && !vv->not_found) {
-        id.data = vv->data;
-        id.len = vv->len;
-
-    } else {
-        ngx_str_null(&id);
-    }
-
-    ngx_http_scripting_gate_json_use_pool(r->pool);
-
-    o = json_pack("{s:s, s:s, s:i, s:s%, s:[], s:[]}",
-                  "message", message,
-                  "code", code,
-                  "status", (json_int_t) status,
-                  "contextId", id.len ? (char *) id.data : "", id.len,
-                  "details",
-                  "errors");
-
-    s = o ? json_dumps(o, JSON_COMPACT|JSON_PRESERVE_ORDER) : NULL;
-
-    ngx_http_scripting_gate_json_use_pool(NULL);
-
-    if (s == NULL) {
+    if (ngx_http_scripting_gate_request_id(r, &id) != NGX_OK
+        || ngx_http_scripting_gate_json_error(r, status, code, message, &id,
+                                              &body)
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    body.data = (u_char *) s;
-    body.len = ngx_strlen(s);
 
     if (retry_after) {
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);

@@ -1242,19 +1242,7 @@ ngx_int_t
 ngx_http_scripting_gate_jobs_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
     static ngx_str_t  no_store = ngx_string("no-store");
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = body->len;
-
-    if (r->headers_out.content_type.len == 0) {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-        r->headers_out.content_type_len = r->headers_out.content_type.len;
-    }
 
     /* a state that changes, or a result that goes */
     if (ngx_http_scripting_gate_add_header(r, "Cache-Control", &no_store)
@@ -1263,30 +1251,5 @@ ngx_http_scripting_gate_jobs_send(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (body->len == 0 || r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-        return ngx_http_send_header(r);
-    }
-
-    b = ngx_create_temp_buf(r->pool, 0);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_scripting_gate_send_json(r, status, body);
 }

@@ -367,26 +367,23 @@ ngx_http_scripting_gate_json_body(ngx_http_request_t *r)
 }
 
 
+/*
+ * An error in the upstream's own shape, so that its clients handle the
+ * gateway's answers unchanged; contextId is the request's id.
+ */
+
 ngx_int_t
 ngx_http_scripting_gate_json_error(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *context_id, ngx_uint_t secs, ngx_str_t *out)
+    char *code, char *message, ngx_str_t *context_id, ngx_str_t *out)
 {
     char    *s;
-    u_char   msg[128], *p;
     json_t  *o;
-
-    p = ngx_snprintf(msg, sizeof(msg) - 1,
-                     "Rate limit exceeded the maximum. "
-                     "Retry the request in [%ui] seconds", secs);
-    *p = '\0';
 
     ngx_http_scripting_gate_json_use_pool(r->pool);
 
     o = json_pack("{s:s, s:s, s:i, s:s%, s:[], s:[]}",
-                  "message", (char *) msg,
-                  "code", status == NGX_HTTP_SERVICE_UNAVAILABLE
-                          ? "service.unavailable"
-                          : "too.many.requests.retry.after",
+                  "message", message,
+                  "code", code,
                   "status", (json_int_t) status,
                   "contextId", (char *) context_id->data, context_id->len,
                   "details",

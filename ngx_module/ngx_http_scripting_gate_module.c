@@ -513,15 +513,10 @@ ngx_int_t
 ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr)
 {
-    u_char                               *p;
-    ngx_int_t                             rc;
+    u_char                               *p, msg[128];
     ngx_str_t                             body, id, ra, *reason;
-    ngx_buf_t                            *b;
     ngx_uint_t                            secs;
-    ngx_chain_t                           out;
-    ngx_http_variable_value_t            *vv;
     ngx_http_scripting_gate_loc_conf_t   *glcf;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
 
     static ngx_str_t  queue_full = ngx_string("queue full");
     static ngx_str_t  queue_timeout = ngx_string("queue timeout");
@@ -530,7 +525,6 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
                                             "must-revalidate");
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
 
     if (gr->status == NGX_HTTP_SCRIPTING_GATE_NO_MEMORY) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -558,16 +552,20 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
         secs = 1;
     }
 
-    vv = ngx_http_get_indexed_variable(r, gmcf->request_id_index);
-    if (vv == NULL || vv->not_found) {
+    if (ngx_http_scripting_gate_request_id(r, &id) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    id.len = vv->len;
-    id.data = vv->data;
+    p = ngx_snprintf(msg, sizeof(msg) - 1,
+                     "Rate limit exceeded the maximum. "
+                     "Retry the request in [%ui] seconds", secs);
+    *p = '\0';
 
-    if (ngx_http_scripting_gate_json_error(r, glcf->status_code, &id,
-                                           secs, &body)
+    if (ngx_http_scripting_gate_json_error(r, glcf->status_code,
+                          glcf->status_code == NGX_HTTP_SERVICE_UNAVAILABLE
+                          ? "service.unavailable"
+                          : "too.many.requests.retry.after",
+                          (char *) msg, &id, &body)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -576,11 +574,6 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
     }
-
-    r->headers_out.status = glcf->status_code;
-    r->headers_out.content_length_n = body.len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
     if (p == NULL) {
@@ -599,10 +592,53 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_send_header(r);
+    return ngx_http_scripting_gate_send_json(r, glcf->status_code, &body);
+}
 
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
+
+/* the request's $request_id, the contextId of the errors it gets */
+
+ngx_int_t
+ngx_http_scripting_gate_request_id(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_http_variable_value_t            *vv;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    vv = ngx_http_get_indexed_variable(r, gmcf->request_id_index);
+    if (vv == NULL || vv->not_found) {
+        return NGX_ERROR;
+    }
+
+    id->len = vv->len;
+    id->data = vv->data;
+
+    return NGX_OK;
+}
+
+
+/* an answer held whole in memory, JSON unless the caller set a type */
+
+ngx_int_t
+ngx_http_scripting_gate_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+
+    if (r->headers_out.content_type.len == 0) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+    }
+
+    if (body->len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
     }
 
     b = ngx_calloc_buf(r->pool);
@@ -610,14 +646,20 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->pos = body.data;
-    b->last = body.data + body.len;
+    b->pos = body->data;
+    b->last = body->data + body->len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     out.buf = b;
     out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
 
     return ngx_http_output_filter(r, &out);
 }

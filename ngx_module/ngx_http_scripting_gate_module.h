@@ -265,6 +265,10 @@ ngx_int_t ngx_http_scripting_gate_add_header(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
 ngx_table_elt_t *ngx_http_scripting_gate_header_in(ngx_http_request_t *r,
     ngx_str_t *name);
+ngx_int_t ngx_http_scripting_gate_request_id(ngx_http_request_t *r,
+    ngx_str_t *id);
+ngx_int_t ngx_http_scripting_gate_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
 ngx_int_t ngx_http_scripting_gate_read_body(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
 void ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,
@@ -282,7 +286,7 @@ char *ngx_http_scripting_gate_json_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_scripting_gate_json_use_pool(ngx_pool_t *pool);
 ngx_int_t ngx_http_scripting_gate_json_error(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *context_id, ngx_uint_t secs,
+    ngx_uint_t status, char *code, char *message, ngx_str_t *context_id,
     ngx_str_t *out);
 
 /* retry */
