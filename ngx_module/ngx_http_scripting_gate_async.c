@@ -333,8 +333,7 @@ ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    /* the jobs and status endpoints are never jobs, whatever they inherit */
-    if (glcf->async == NULL || glcf->jobs || glcf->stats_max_keys) {
+    if (glcf->async == NULL) {
         return 0;
     }
 

@@ -958,6 +958,11 @@ ngx_http_scripting_gate_async_jobs(ngx_conf_t *cf, ngx_command_t *cmd,
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_scripting_gate_jobs_handler;
 
+    /* the endpoint does not inherit scripting_async: a poll is no job */
+    if (glcf->async == NGX_CONF_UNSET_PTR) {
+        glcf->async = NULL;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -295,6 +295,11 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf->handler = ngx_http_scripting_gate_stats_handler;
 
+    /* nor does the status endpoint: a scrape is no job */
+    if (glcf->async == NGX_CONF_UNSET_PTR) {
+        glcf->async = NULL;
+    }
+
     return NGX_CONF_OK;
 }
 
