@@ -38,7 +38,7 @@ __DATA__
 --- init
 package main;
 ScriptingGate::Mock::reset();
-ScriptingGate::Mock::plan('cx::', '429/ra=1', '200');
+ScriptingGate::Mock::plan('cx::', '429/ra=2', '200');
 sub submit {
     my $res = http_get($_[0], headers => { 'Prefer' => 'respond-async' });
     return $res->{headers}{location};
@@ -60,8 +60,11 @@ for (1 .. 8) {
     $s->autoflush(1);
     print $s "GET /half HTTP/1.1\r\nHost: localhost\r\n";
     push @idle, $s;
+    # read by nginx before the next comes: until then a connection is one
+    # it may close to make room for another
+    sleep 0.05;
 }
-sleep 2;
+sleep 3;
 close $_ for @idle;
 sleep 0.2;
 my $j = {};
