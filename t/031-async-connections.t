@@ -38,7 +38,9 @@ __DATA__
 --- init
 package main;
 ScriptingGate::Mock::reset();
-ScriptingGate::Mock::plan('cx::', '429/ra=2', '200');
+# the retry's answer comes late, so curl has to watch its socket: an answer
+# already there when curl first looks would need no nginx connection at all
+ScriptingGate::Mock::plan('cx::', '429/ra=2', '200/delay=300');
 sub submit {
     my $res = http_get($_[0], headers => { 'Prefer' => 'respond-async' });
     return $res->{headers}{location};
