@@ -332,18 +332,20 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
     /*
-     * with retry on, each attempt is gated by the retry handler; an async
-     * submission is answered at once, and its job is gated when it runs
+     * an async submission is answered at once, and its job is gated when
+     * it runs; with retry on, each attempt is gated by the retry handler
      */
-    if (glcf->shm_zone == NULL || glcf->retry
-        || ngx_http_scripting_gate_async_wanted(r))
-    {
+    if (glcf->shm_zone == NULL || ngx_http_scripting_gate_async_wanted(r)) {
         return NGX_DECLINED;
     }
 
     gr = ngx_http_scripting_gate_get_req(r, 1);
     if (gr == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (glcf->retry && !ngx_http_scripting_gate_retry_streamed(r, gr)) {
+        return NGX_DECLINED;
     }
 
     if (gr->status != NGX_HTTP_SCRIPTING_GATE_NONE) {

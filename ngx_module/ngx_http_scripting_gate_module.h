@@ -162,6 +162,8 @@ typedef struct {
     ngx_array_t                         json_vars;
     ngx_array_t                         jobs_zones; /* ..._jobs_zone_t * */
     ngx_int_t                           request_id_index;
+    ngx_int_t                           proxy_index;    /* -1: no proxy */
+    ngx_uint_t                          proxy_buffering; /* its offset */
 } ngx_http_scripting_gate_main_conf_t;
 
 
@@ -216,6 +218,8 @@ struct ngx_http_scripting_gate_req_s {
     unsigned                            counted:1;
     unsigned                            again:1;    /* attempt discarded */
     unsigned                            final:1;    /* attempt streamed */
+    unsigned                            streamed:1; /* body not replayable */
+    unsigned                            streamed_known:1;
 };
 
 
@@ -293,6 +297,8 @@ ngx_int_t ngx_http_scripting_gate_json_error(ngx_http_request_t *r,
 char *ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r);
+ngx_uint_t ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
 ngx_int_t ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
     ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
     ngx_uint_t method, ngx_int_t rc, ngx_msec_t ra);

@@ -111,6 +111,11 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
+    if (ngx_http_scripting_gate_retry_streamed(r, gr)) {
+        /* gated, if at all, as a request without retry */
+        return NGX_DECLINED;
+    }
+
     rc = ngx_http_scripting_gate_read_body(r, gr);
 
     if (rc != NGX_DECLINED) {
@@ -144,6 +149,45 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * With proxy_request_buffering off, the proxy module sends the body to the
+ * upstream as it arrives, so it cannot be sent again: such a request is
+ * not retried, and an answer that would have been is logged as it passes
+ * through.  A body read already (for scripting_json_var) is whole and can
+ * be.  Decided once per request, so that the gate in the preaccess phase
+ * and this handler agree.
+ */
+
+ngx_uint_t
+ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    void                                 *conf;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    if (gr->streamed_known) {
+        return gr->streamed;
+    }
+
+    gr->streamed_known = 1;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    if (gmcf->proxy_index == NGX_ERROR
+        || r->request_body
+        || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
+    {
+        return 0;
+    }
+
+    conf = r->loc_conf[gmcf->proxy_index];
+
+    gr->streamed = !*(ngx_flag_t *) ((u_char *) conf + gmcf->proxy_buffering);
+
+    return gr->streamed;
 }
 
 
@@ -677,12 +721,27 @@ ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_req_t *gr,
 static ngx_int_t
 ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
-    ngx_list_t                     *list;
-    ngx_http_request_t             *mr;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_int_t                            rc;
+    ngx_list_t                          *list;
+    ngx_http_request_t                  *mr;
+    ngx_http_scripting_gate_req_t       *gr;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     if (r == r->main) {
+        gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+        glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+        if (gr && gr->streamed && r->upstream && glcf->retry
+            && ngx_http_scripting_gate_retry_code(glcf->retry,
+                                                  r->headers_out.status))
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "scripting retry: the upstream's %ui goes to the "
+                          "client, the request body was streamed "
+                          "(proxy_request_buffering off) and cannot be sent "
+                          "again", r->headers_out.status);
+        }
+
         return ngx_http_next_header_filter(r);
     }
 
@@ -977,9 +1036,55 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * Finds where the proxy module keeps proxy_request_buffering, through its
+ * directive table: the module neither links against the proxy module
+ * (nginx may be built without it) nor assumes its configuration's layout.
+ */
+
+static void
+ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf)
+{
+    ngx_uint_t                            i;
+    ngx_module_t                         *m;
+    ngx_command_t                        *cmd;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    static ngx_str_t  name = ngx_string("proxy_request_buffering");
+
+    gmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_scripting_gate_module);
+    gmcf->proxy_index = NGX_ERROR;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        m = cf->cycle->modules[i];
+
+        if (m->type != NGX_HTTP_MODULE
+            || ngx_strcmp(m->name, "ngx_http_proxy_module") != 0)
+        {
+            continue;
+        }
+
+        for (cmd = m->commands; cmd->name.len; cmd++) {
+            if (cmd->name.len == name.len
+                && ngx_strncmp(cmd->name.data, name.data, name.len) == 0
+                && cmd->set == ngx_conf_set_flag_slot
+                && cmd->conf == NGX_HTTP_LOC_CONF_OFFSET)
+            {
+                gmcf->proxy_index = m->ctx_index;
+                gmcf->proxy_buffering = cmd->offset;
+                return;
+            }
+        }
+    }
+}
+
+
 ngx_int_t
 ngx_http_scripting_gate_retry_init(ngx_conf_t *cf)
 {
+    ngx_http_scripting_gate_retry_find_proxy(cf);
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_scripting_gate_retry_header_filter;
 

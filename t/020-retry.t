@@ -431,3 +431,68 @@ X-Retries: 2
 --- response_body_like: "id":"rst"
 --- no_error_log
 exited on signal
+
+
+
+=== TEST 18: proxy_request_buffering off: a request with a body is not retried, its 429 goes through and is logged; one without a body is retried
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        proxy_request_buffering off;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        scripting_retry on=429 attempts=3 deadline=10s;
+        add_header X-Retries $scripting_retry_count always;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('stream::v1', '429/ra=1', '200/echo');
+ScriptingGate::Mock::plan('stream::', '429/ra=1', '200');
+my $body = '{"fileName":"a.json","versionId":"v1"}';
+my $post = http_get('/api/v2/scripts/stream/export', method => 'POST',
+                    body => $body,
+                    headers => { 'Content-Type' => 'application/json' });
+my ($kp) = seen('stream::v1');
+my $get = http_get('/api/v2/scripts/stream');
+my ($kg) = seen('stream::');
+html_put('result.txt', join '',
+    "post: $post->{status} retries=$post->{headers}{'x-retries'}",
+    " upstream requests=$kp->{requests} body_len=$kp->{last_body_len}\n",
+    "get: $get->{status} retries=$get->{headers}{'x-retries'}",
+    " upstream requests=$kg->{requests}\n");
+--- request
+GET /result.txt
+--- response_body
+post: 429 retries=0 upstream requests=1 body_len=38
+get: 200 retries=1 upstream requests=2
+--- error_log
+scripting retry: the upstream's 429 goes to the client, the request body was streamed (proxy_request_buffering off) and cannot be sent again
+--- timeout: 10
+
+
+
+=== TEST 19: proxy_request_buffering off: requests with a body still go through the gate
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        proxy_request_buffering off;
+        scripting_gate zone=s limit=2 queue=50 queue_timeout=10s;
+        scripting_retry on=429 attempts=3 deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('sgate::', ('200/delay=100') x 6);
+my $kids = background(map { ["/api/v2/scripts/sgate", method => 'POST',
+                              body => "{\"n\":$_}"] } 1 .. 6);
+my %st; $st{ $_->[0] }++ for reap($kids);
+my ($k) = seen('sgate::');
+html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
+         . "upstream: requests=$k->{requests} peak=$k->{peak_in_flight}\n");
+--- request
+GET /result.txt
+--- response_body
+client 200 x 6
+upstream: requests=6 peak=2
+--- timeout: 10
