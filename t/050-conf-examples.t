@@ -25,6 +25,7 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.mypurecl
 END { system("rm -rf $tls") if $tls }
 $ENV{TEST_NGINX_EXAMPLE_PORT} ||= 19080;
 $ENV{TEST_NGINX_EXAMPLE_PORT2} ||= 19081;
+$ENV{TEST_NGINX_EXAMPLE_PORT3} ||= 19082;
 
 no_shuffle();
 
@@ -139,17 +140,23 @@ my $err = start_example('genesys-cloud.conf',
     'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
     '/etc/ssl/certs/ca-certificates.crt' => "$ENV{TEST_NGINX_TLS_DIR}/api.crt",
     'listen  8080;' => "listen  127.0.0.1:$port;",
-    '127.0.0.1:8081' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT2}");
+    '127.0.0.1:8081' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT2}",
+    '127.0.0.1:8082' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT3}");
+ScriptingGate::Mock::reset();
 my $res = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/gen/export",
                                method => 'POST', body => '{"versionId":"v5"}');
 my $job = $err ? "" : async_job("http://127.0.0.1:$port", '/api/v2/scripts/gen/export',
                                 '{"versionId":"v6"}');
-my $pub = $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/published/gen?scriptDataVersion=1");
+# a miss, then a hit: the hit reaches neither the gate nor the upstream
+my @pub = map { $err ? {} : http_get("http://127.0.0.1:$port/api/v2/scripts/published/gen?scriptDataVersion=1") } 1 .. 2;
 my $st = $err ? {} : http_get("http://127.0.0.1:$port/scripting-gate/status");
+my $k = ScriptingGate::Mock::key_stats('gen:1:');
 stop_example();
+my ($passed) = ($st->{content} // '') =~ /"gen:1:published":\{"passed":(\d+)/;
 html_put('result.txt', ($err ? "error: $err" : "started\n")
     . "export: " . ($res->{status} // '') . " " . ($res->{content} // '') . "\n"
-    . "published: " . ($pub->{status} // '') . " sni=" . ($pub->{headers}{'x-sni'} // '') . "\n"
+    . "published: " . join(' ', map { ($_->{status} // '') . " sni=" . ($_->{headers}{'x-sni'} // '') } @pub) . "\n"
+    . "published through the gate: " . ($passed // 'none') . ", upstream: " . ($k->{requests} // 0) . "\n"
     . "keys: " . join(' ', sort (($st->{content} // '') =~ /"([^"]+:[^"]*:[^"]*)":\{"passed"/g)) . "\n"
     . "async: $job\n");
 --- request
@@ -157,7 +164,8 @@ GET /result.txt
 --- response_body
 started
 export: 200 {"url":"https://example.invalid/export/gen.json"}
-published: 200 sni=api.mypurecloud.com
+published: 200 sni=api.mypurecloud.com 200 sni=api.mypurecloud.com
+published through the gate: 1, upstream: 1
 keys: gen:1:published gen::v5 gen::v6
 async: 202, then 200 {"url":"https://example.invalid/export/gen.json"}
 --- timeout: 10
