@@ -117,10 +117,14 @@ static ngx_int_t ngx_http_scripting_gate_bytes_add(ngx_pool_t *pool,
     ngx_http_scripting_gate_bytes_t *b, u_char *p, size_t len, size_t max);
 static ngx_int_t ngx_http_scripting_gate_async_retry_after(
     ngx_http_scripting_gate_run_t *run, ngx_msec_t *ms);
+static void ngx_http_scripting_gate_async_shutdown_check(ngx_event_t *ev);
+static void ngx_http_scripting_gate_async_abandon(ngx_str_t *reason);
 
 
 static ngx_queue_t  ngx_http_scripting_gate_runs;
 static ngx_uint_t   ngx_http_scripting_gate_runs_ready;
+static ngx_event_t  ngx_http_scripting_gate_shutdown_event;
+static ngx_msec_t   ngx_http_scripting_gate_exiting_since;
 
 
 /* not forwarded: they belong to one connection, or to the gateway */
@@ -698,6 +702,14 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     }
 
     ngx_queue_insert_tail(&ngx_http_scripting_gate_runs, &run->queue);
+
+    if (!ngx_http_scripting_gate_shutdown_event.timer_set) {
+        ngx_http_scripting_gate_shutdown_event.handler =
+                                  ngx_http_scripting_gate_async_shutdown_check;
+        ngx_http_scripting_gate_shutdown_event.log = ngx_cycle->log;
+        ngx_http_scripting_gate_shutdown_event.cancelable = 1;
+        ngx_add_timer(&ngx_http_scripting_gate_shutdown_event, 1000);
+    }
 
     if (glcf->retry) {
         ngx_http_scripting_gate_retry_count(&run->gr);
@@ -1521,42 +1533,95 @@ ngx_http_scripting_gate_async_destroy(ngx_http_scripting_gate_run_t *run)
 
 
 /*
- * The worker exits (nginx stopped: a graceful shutdown waits for the
- * runs, whose timers are not cancelable): what it still runs fails,
- * saying so, rather than staying "running".
+ * A worker shutting down after a reload waits for its runs (their timers
+ * are not cancelable), but no longer than worker_shutdown_timeout, when it
+ * is set: this check, once a second while there are runs, gives up what
+ * is left once that time has passed since it first saw the worker exiting.
  */
 
-void
-ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle)
+static void
+ngx_http_scripting_gate_async_shutdown_check(ngx_event_t *ev)
 {
-    ngx_str_t                       reason, none;
+    ngx_str_t         reason;
+    ngx_core_conf_t  *ccf;
+
+    if (ngx_queue_empty(&ngx_http_scripting_gate_runs)) {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (ngx_exiting && ccf->shutdown_timeout) {
+
+        if (ngx_http_scripting_gate_exiting_since == 0) {
+            ngx_http_scripting_gate_exiting_since = ngx_current_msec;
+        }
+
+        if (ngx_current_msec - ngx_http_scripting_gate_exiting_since
+            >= ccf->shutdown_timeout)
+        {
+            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                          "scripting async: worker_shutdown_timeout: the "
+                          "jobs still running here fail");
+
+            ngx_str_set(&reason, "the worker process running the job shut "
+                                 "down (worker_shutdown_timeout)");
+            ngx_http_scripting_gate_async_abandon(&reason);
+            return;
+        }
+    }
+
+    ngx_add_timer(ev, 1000);
+}
+
+
+/* what the worker still runs fails, saying so, rather than staying "running" */
+
+static void
+ngx_http_scripting_gate_async_abandon(ngx_str_t *reason)
+{
+    ngx_str_t                       none;
     ngx_queue_t                    *q;
     ngx_http_scripting_gate_run_t  *run;
 
     ngx_str_null(&none);
 
-    if (ngx_http_scripting_gate_runs_ready) {
+    while (!ngx_queue_empty(&ngx_http_scripting_gate_runs)) {
+        q = ngx_queue_head(&ngx_http_scripting_gate_runs);
+        run = ngx_queue_data(q, ngx_http_scripting_gate_run_t, queue);
 
-        ngx_str_set(&reason, "the worker process running the job exited");
-
-        while (!ngx_queue_empty(&ngx_http_scripting_gate_runs)) {
-            q = ngx_queue_head(&ngx_http_scripting_gate_runs);
-            run = ngx_queue_data(q, ngx_http_scripting_gate_run_t, queue);
-
-            if (!run->finished) {
-                ngx_http_scripting_gate_job_finish(run->jz, run->id,
+        if (!run->finished) {
+            ngx_http_scripting_gate_job_finish(run->jz, run->id,
                                             NGX_HTTP_SCRIPTING_GATE_JOB_FAILED,
-                                            0, &reason, &none, &none);
-            }
+                                            0, reason, &none, &none);
+        }
 
-            if (run->callback.len) {
-                ngx_http_scripting_gate_job_callback(run->jz, run->id,
+        if (run->callback.len) {
+            ngx_http_scripting_gate_job_callback(run->jz, run->id,
                                    NGX_HTTP_SCRIPTING_GATE_CALLBACK_FAILED, 0,
                                    run->cb_attempts);
-            }
-
-            ngx_http_scripting_gate_async_destroy(run);
         }
+
+        ngx_http_scripting_gate_async_destroy(run);
+    }
+}
+
+
+/* the worker exits (nginx stopped, or a worker_shutdown_timeout ran out) */
+
+void
+ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_str_t  reason;
+
+    if (ngx_http_scripting_gate_shutdown_event.timer_set) {
+        ngx_del_timer(&ngx_http_scripting_gate_shutdown_event);
+    }
+
+    if (ngx_http_scripting_gate_runs_ready) {
+        ngx_str_set(&reason, "the worker process running the job exited");
+        ngx_http_scripting_gate_async_abandon(&reason);
     }
 
     ngx_http_scripting_gate_curl_exit_process(cycle);

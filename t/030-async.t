@@ -608,3 +608,43 @@ submit: 202
 job: succeeded
 poll with Prefer: 200 not applied
 status with Prefer: 200 not applied
+
+
+
+=== TEST 21: on nginx -s reload, worker_shutdown_timeout ends the jobs the old worker still runs
+--- main_config
+    worker_shutdown_timeout 1s;
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my ($res) = submit('/api/v2/scripts/sd', method => 'GET',
+                   headers => { 'X-Mock-Action' => '200/delay=20000' });
+my $loc = $res->{headers}{location};
+job_until($loc, sub { $_[0]{state} eq 'running' }, 5);
+my @old = worker_pids();
+my $t0 = time;
+kill 'HUP', master_pid();
+my $j = job_until($loc, sub { $_[0]{state} ne 'running' }, 10);
+my $took = time - $t0;
+my %o = map { $_ => 1 } @old;
+my $gone = wait_until(5, sub { !grep { $o{$_} } worker_pids() });
+html_put('result.txt', "job: $j->{state} $j->{reason}\n"
+                       . "within 5 s: " . ($took < 5 ? 'yes' : "no ($took)") . "\n"
+                       . "old workers gone: " . ($gone ? 'yes' : 'no') . "\n");
+--- request
+GET /result.txt
+--- response_body
+job: failed the worker process running the job shut down (worker_shutdown_timeout)
+within 5 s: yes
+old workers gone: yes
+--- error_log
+scripting async: worker_shutdown_timeout: the jobs still running here fail
+--- no_error_log
+open socket
+aborting
+--- timeout: 20
