@@ -6,6 +6,8 @@
 #   make demo    deps + build + the gateway in front of the mock, with a burst
 #   make asan, make valgrind   the whole suite under the sanitizers, valgrind
 #   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
+#   make static  the module built into nginx (--add-module) and its tests run
+#                against that nginx (not in test: it builds all of nginx)
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -21,7 +23,7 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
 .PHONY: all deps build test asan valgrind demo demo-stop bench reliability \
-        fuzz clean
+        fuzz static clean
 
 all: build
 
@@ -60,11 +62,14 @@ $(MOCK): tools/mock/scripting_mock.c
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
 # the whole suite, then its gate, retry, async, stats and hostile-input parts
-# again under the sanitizers
+# again under the sanitizers, then the gate, retry and stats parts against
+# nginx with the module built in (tools/static-check.sh)
 test: deps build $(ASAN_MODULE)
 	@sh t/run.sh
 	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t \
 	    t/031-async-connections.t t/040-stats.t t/060-hostile.t" sh t/run.sh
+	@STATIC_OPTIONAL=1 TEST_FILES="t/010-gate.t t/020-retry.t \
+	    t/040-stats.t" sh tools/static-check.sh
 
 # the whole suite under the sanitizers, and under valgrind's memcheck
 # (nginx and the module as make build makes them); neither is part of
@@ -98,6 +103,9 @@ reliability: deps build
 # every parser that sees outside input, one target after another
 # (fuzz/README.md); builds nginx's own objects into build/fuzz/
 FUZZ_SECONDS ?= 600
+
+static: deps build
+	@sh tools/static-check.sh
 
 fuzz:
 	@sh fuzz/build.sh

@@ -1,26 +1,16 @@
 #!/bin/sh
 # Builds the libFuzzer targets of fuzz/ into build/fuzz/.
 #
-# nginx's core objects are needed to link the module's real code, and
-# Debian's nginx-dev ships headers only: the source of the nginx that
-# Debian packages (1.22.1, the tarball of its source package) is fetched
-# into build/fuzz/, checked against the sha256 that Debian's .dsc states,
-# and built there with clang, AddressSanitizer, UndefinedBehaviorSanitizer
-# and libFuzzer's coverage, with the module added statically.  Nothing
-# fetched here is ever part of the repository.
+# nginx's core objects are needed to link the module's real code: the
+# source of Debian's nginx (tools/nginx-source.sh) is built in build/fuzz/
+# with clang, AddressSanitizer, UndefinedBehaviorSanitizer and libFuzzer's
+# coverage, with the module added statically.
 
 set -e
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=$ROOT/build/fuzz
-
-NGINX_VERSION=1.22.1
-NGINX_TARBALL=nginx_$NGINX_VERSION.orig.tar.gz
-NGINX_URL=http://deb.debian.org/debian/pool/main/n/nginx/$NGINX_TARBALL
-# Checksums-Sha256 of nginx_1.22.1-9+deb12u9.dsc (the orig tarball is the
-# same for every Debian revision of 1.22.1)
-NGINX_SHA256=9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31
 
 TARGETS="fuzz_retry_after fuzz_json_var fuzz_key fuzz_directives"
 
@@ -35,24 +25,7 @@ CFLAGS="-g -O1 -fno-omit-frame-pointer $SAN -fsanitize=fuzzer-no-link -Wno-error
 
 sh tools/deps.sh clang libclang-rt-14-dev libjansson-dev zlib1g-dev curl
 
-mkdir -p "$OUT"
-cd "$OUT"
-
-if [ ! -f "$NGINX_TARBALL" ]; then
-    curl -fsS -o "$NGINX_TARBALL.part" "$NGINX_URL"
-    mv "$NGINX_TARBALL.part" "$NGINX_TARBALL"
-fi
-
-echo "$NGINX_SHA256  $NGINX_TARBALL" | sha256sum -c --quiet - || {
-    echo "$NGINX_TARBALL: sha256 mismatch, remove it and try again" >&2
-    exit 1
-}
-
-if [ ! -d nginx-$NGINX_VERSION ]; then
-    tar xzf "$NGINX_TARBALL"
-fi
-
-cd nginx-$NGINX_VERSION
+cd "$(sh tools/nginx-source.sh "$OUT")"
 
 # --with-compat as Debian's nginx (the module needs its fields), the rest
 # minimal; configured again when the module's config or this script changes
