@@ -367,7 +367,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(gr.zone == zone);
             FUZZ_ASSERT(gr.key.len == len
                         && ngx_memcmp(gr.key.data, key, len) == 0);
-            FUZZ_ASSERT(gr.hash == ngx_crc32_short(key, len));
+            FUZZ_ASSERT(gr.hash == (uint32_t) ngx_hash_key(key, len));
 
             hash = collide ? (gr.hash & 3) : gr.hash;
 

@@ -493,7 +493,7 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
 
     gr->zone = zone;
     gr->key = key;
-    gr->hash = ngx_murmur_hash2(key.data, key.len);
+    gr->hash = (uint32_t) ngx_hash_key(key.data, key.len);
     gr->queue = glcf->queue;
     gr->queue_timeout = glcf->queue_timeout;
 
