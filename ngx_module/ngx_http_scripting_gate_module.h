@@ -163,7 +163,9 @@ typedef struct {
     ngx_array_t                         jobs_zones; /* ..._jobs_zone_t * */
     ngx_int_t                           request_id_index;
     ngx_int_t                           proxy_index;    /* -1: no proxy */
-    ngx_uint_t                          proxy_buffering; /* its offset */
+    ngx_uint_t                          proxy_buffering; /* offsets in its */
+    ngx_uint_t                          proxy_version;   /* loc conf, or */
+    ngx_uint_t                          proxy_pass_body; /* UNSET_UINT */
 } ngx_http_scripting_gate_main_conf_t;
 
 
@@ -218,8 +220,8 @@ struct ngx_http_scripting_gate_req_s {
     unsigned                            counted:1;
     unsigned                            again:1;    /* attempt discarded */
     unsigned                            final:1;    /* attempt streamed */
+    void                              **streamed_conf; /* decided for */
     unsigned                            streamed:1; /* body not replayable */
-    unsigned                            streamed_known:1;
 };
 
 

@@ -156,23 +156,25 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
  * With proxy_request_buffering off, the proxy module sends the body to the
  * upstream as it arrives, so it cannot be sent again: such a request is
  * not retried, and an answer that would have been is logged as it passes
- * through.  A body read already (for scripting_json_var) is whole and can
- * be.  Decided once per request, so that the gate in the preaccess phase
- * and this handler agree.
+ * through.  The proxy buffers anyway a chunked body it sends as HTTP/1.0,
+ * and sends none with proxy_pass_request_body off; a body read already
+ * (for scripting_json_var) is whole.  Decided once per location, so that
+ * the gate in the preaccess phase and this handler agree.
  */
 
 ngx_uint_t
 ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr)
 {
-    void                                 *conf;
+    u_char                               *conf;
     ngx_http_scripting_gate_main_conf_t  *gmcf;
 
-    if (gr->streamed_known) {
+    if (gr->streamed_conf == r->loc_conf) {
         return gr->streamed;
     }
 
-    gr->streamed_known = 1;
+    gr->streamed_conf = r->loc_conf;
+    gr->streamed = 0;
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
 
@@ -185,9 +187,27 @@ ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
 
     conf = r->loc_conf[gmcf->proxy_index];
 
-    gr->streamed = !*(ngx_flag_t *) ((u_char *) conf + gmcf->proxy_buffering);
+    if (*(ngx_flag_t *) (conf + gmcf->proxy_buffering)) {
+        return 0;
+    }
 
-    return gr->streamed;
+    if (gmcf->proxy_pass_body != NGX_CONF_UNSET_UINT
+        && !*(ngx_flag_t *) (conf + gmcf->proxy_pass_body))
+    {
+        return 0;
+    }
+
+    if (r->headers_in.chunked
+        && gmcf->proxy_version != NGX_CONF_UNSET_UINT
+        && *(ngx_uint_t *) (conf + gmcf->proxy_version)
+           != NGX_HTTP_VERSION_11)
+    {
+        return 0;
+    }
+
+    gr->streamed = 1;
+
+    return 1;
 }
 
 
@@ -1037,7 +1057,8 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * Finds where the proxy module keeps proxy_request_buffering, through its
+ * Finds where the proxy module keeps proxy_request_buffering and the two
+ * settings that decide with it whether a body streams, through its
  * directive table: the module neither links against the proxy module
  * (nginx may be built without it) nor assumes its configuration's layout.
  */
@@ -1050,31 +1071,48 @@ ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf)
     ngx_command_t                        *cmd;
     ngx_http_scripting_gate_main_conf_t  *gmcf;
 
-    static ngx_str_t  name = ngx_string("proxy_request_buffering");
-
     gmcf = ngx_http_conf_get_module_main_conf(cf,
                                               ngx_http_scripting_gate_module);
     gmcf->proxy_index = NGX_ERROR;
+    gmcf->proxy_version = NGX_CONF_UNSET_UINT;
+    gmcf->proxy_pass_body = NGX_CONF_UNSET_UINT;
 
     for (i = 0; cf->cycle->modules[i]; i++) {
         m = cf->cycle->modules[i];
 
-        if (m->type != NGX_HTTP_MODULE
-            || ngx_strcmp(m->name, "ngx_http_proxy_module") != 0)
+        if (m->type == NGX_HTTP_MODULE
+            && ngx_strcmp(m->name, "ngx_http_proxy_module") == 0)
         {
+            break;
+        }
+    }
+
+    if (cf->cycle->modules[i] == NULL) {
+        return;
+    }
+
+    for (cmd = m->commands; cmd->name.len; cmd++) {
+
+        if (cmd->conf != NGX_HTTP_LOC_CONF_OFFSET) {
             continue;
         }
 
-        for (cmd = m->commands; cmd->name.len; cmd++) {
-            if (cmd->name.len == name.len
-                && ngx_strncmp(cmd->name.data, name.data, name.len) == 0
-                && cmd->set == ngx_conf_set_flag_slot
-                && cmd->conf == NGX_HTTP_LOC_CONF_OFFSET)
-            {
-                gmcf->proxy_index = m->ctx_index;
-                gmcf->proxy_buffering = cmd->offset;
-                return;
-            }
+        if (cmd->set == ngx_conf_set_flag_slot
+            && ngx_strcmp(cmd->name.data, "proxy_request_buffering") == 0)
+        {
+            gmcf->proxy_index = m->ctx_index;
+            gmcf->proxy_buffering = cmd->offset;
+
+        } else if (cmd->set == ngx_conf_set_flag_slot
+                   && ngx_strcmp(cmd->name.data, "proxy_pass_request_body")
+                      == 0)
+        {
+            gmcf->proxy_pass_body = cmd->offset;
+
+        } else if (cmd->set == ngx_conf_set_enum_slot
+                   && ngx_strcmp(cmd->name.data, "proxy_http_version") == 0)
+        {
+            gmcf->proxy_version = cmd->offset;
         }
     }
 }

@@ -496,3 +496,33 @@ GET /result.txt
 client 200 x 6
 upstream: requests=6 peak=2
 --- timeout: 10
+
+
+
+=== TEST 20: proxy_request_buffering off: a chunked body that nginx sends as HTTP/1.0 is read whole, and retried
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        proxy_request_buffering off;
+        scripting_retry on=429 attempts=3 deadline=10s;
+        add_header X-Retries $scripting_retry_count always;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('chunk::v1', '429/ra=1', '200/echo');
+my @parts = ('{"fileName":"a.json",', '"versionId":"v1"}');
+my $res = http_get('/api/v2/scripts/chunk/export', method => 'POST',
+                   body => sub { shift @parts },
+                   headers => { 'Content-Type' => 'application/json' });
+my ($k) = seen('chunk::v1');
+html_put('result.txt', "client: $res->{status} retries=$res->{headers}{'x-retries'} $res->{content}\n"
+         . "upstream: requests=$k->{requests} distinct_bodies=$k->{distinct_bodies}\n");
+--- request
+GET /result.txt
+--- response_body
+client: 200 retries=1 {"fileName":"a.json","versionId":"v1"}
+upstream: requests=2 distinct_bodies=1
+--- no_error_log
+cannot be sent again
+--- timeout: 10
