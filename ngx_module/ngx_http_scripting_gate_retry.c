@@ -1077,17 +1077,19 @@ ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf)
     gmcf->proxy_version = NGX_CONF_UNSET_UINT;
     gmcf->proxy_pass_body = NGX_CONF_UNSET_UINT;
 
-    for (i = 0; cf->cycle->modules[i]; i++) {
-        m = cf->cycle->modules[i];
+    m = NULL;
 
-        if (m->type == NGX_HTTP_MODULE
-            && ngx_strcmp(m->name, "ngx_http_proxy_module") == 0)
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        if (cf->cycle->modules[i]->type == NGX_HTTP_MODULE
+            && ngx_strcmp(cf->cycle->modules[i]->name,
+                          "ngx_http_proxy_module") == 0)
         {
+            m = cf->cycle->modules[i];
             break;
         }
     }
 
-    if (cf->cycle->modules[i] == NULL) {
+    if (m == NULL) {
         return;
     }
 
