@@ -331,10 +331,7 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    /*
-     * an async submission is answered at once, and its job is gated when
-     * it runs; with retry on, each attempt is gated by the retry handler
-     */
+    /* an async submission is answered at once, its job gated when it runs */
     if (glcf->shm_zone == NULL || ngx_http_scripting_gate_async_wanted(r)) {
         return NGX_DECLINED;
     }
@@ -344,8 +341,13 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (glcf->retry && !ngx_http_scripting_gate_retry_streamed(r, gr)) {
-        return NGX_DECLINED;
+    if (glcf->retry) {
+        /* each attempt is gated by the retry handler, unless none can be */
+        if (!ngx_http_scripting_gate_retry_streamed(r)) {
+            return NGX_DECLINED;
+        }
+
+        gr->streamed = 1;
     }
 
     if (gr->status != NGX_HTTP_SCRIPTING_GATE_NONE) {

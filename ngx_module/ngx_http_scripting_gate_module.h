@@ -220,7 +220,6 @@ struct ngx_http_scripting_gate_req_s {
     unsigned                            counted:1;
     unsigned                            again:1;    /* attempt discarded */
     unsigned                            final:1;    /* attempt streamed */
-    void                              **streamed_conf; /* decided for */
     unsigned                            streamed:1; /* body not replayable */
 };
 
@@ -299,8 +298,7 @@ ngx_int_t ngx_http_scripting_gate_json_error(ngx_http_request_t *r,
 char *ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r);
-ngx_uint_t ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
+ngx_uint_t ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r);
 ngx_int_t ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
     ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
     ngx_uint_t method, ngx_int_t rc, ngx_msec_t ra);

@@ -111,8 +111,17 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    if (ngx_http_scripting_gate_retry_streamed(r, gr)) {
-        /* gated, if at all, as a request without retry */
+    if (gr->status != NGX_HTTP_SCRIPTING_GATE_NONE) {
+        /*
+         * gated already, without retry: by the preaccess phase (a body that
+         * streams), or in a location that redirected it here; it keeps
+         * that one slot
+         */
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_scripting_gate_retry_streamed(r)) {
+        gr->streamed = 1;
         return NGX_DECLINED;
     }
 
@@ -158,23 +167,14 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
  * not retried, and an answer that would have been is logged as it passes
  * through.  The proxy buffers anyway a chunked body it sends as HTTP/1.0,
  * and sends none with proxy_pass_request_body off; a body read already
- * (for scripting_json_var) is whole.  Decided once per location, so that
- * the gate in the preaccess phase and this handler agree.
+ * (for scripting_json_var) is whole.
  */
 
 ngx_uint_t
-ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r)
 {
     u_char                               *conf;
     ngx_http_scripting_gate_main_conf_t  *gmcf;
-
-    if (gr->streamed_conf == r->loc_conf) {
-        return gr->streamed;
-    }
-
-    gr->streamed_conf = r->loc_conf;
-    gr->streamed = 0;
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
 
@@ -204,8 +204,6 @@ ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r,
     {
         return 0;
     }
-
-    gr->streamed = 1;
 
     return 1;
 }
@@ -749,9 +747,14 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 
     if (r == r->main) {
         gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+
+        if (gr == NULL || !gr->streamed || r->upstream == NULL) {
+            return ngx_http_next_header_filter(r);
+        }
+
         glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-        if (gr && gr->streamed && r->upstream && glcf->retry
+        if (glcf->retry
             && ngx_http_scripting_gate_retry_code(glcf->retry,
                                                   r->headers_out.status))
         {

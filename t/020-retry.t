@@ -526,3 +526,42 @@ upstream: requests=2 distinct_bodies=1
 --- no_error_log
 cannot be sent again
 --- timeout: 10
+
+
+
+=== TEST 21: a request gated in one location and redirected to a location with retry keeps its one slot, and gives it back
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=1;
+        proxy_intercept_errors on;
+        error_page 429 = @retry;
+        proxy_pass http://mock;
+    }
+    location @retry {
+        scripting_gate zone=s limit=1;
+        scripting_retry on=429 attempts=3 deadline=10s;
+        proxy_pass http://mock;
+    }
+    location = /status {
+        scripting_gate_stats;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('redir::', '429/ra=none', '200');
+my $res = http_get('/api/v2/scripts/redir');
+# the slot goes back when nginx has closed the request, just after the answer
+my $k = {};
+wait_until(5, sub {
+    my $st = status_json('/status');
+    $k = $st->{zones}{s}{keys}{'redir'} || {};
+    ($k->{active} // 1) == 0;
+});
+html_put('result.txt', "client: $res->{status}\n"
+         . "active after: " . ($k->{active} // 'none') . "\n");
+--- request
+GET /result.txt
+--- response_body
+client: 200
+active after: 0
+--- timeout: 10
