@@ -549,3 +549,54 @@ B: 599
 C: 200
 upstream: requests=3 peak=1
 --- timeout: 10
+
+
+
+=== TEST 20: a request queued when a cool-down starts waits it out; one whose queue timeout ends first is answered at once
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=10 queue_timeout=10s;
+        proxy_pass http://mock;
+    }
+    location ~ ^/short/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=10 queue_timeout=1s;
+        proxy_pass http://mock/api/v2/scripts/$script_id;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+# A holds the only slot for 400 ms and gets a 429 with Retry-After: 2;
+# B (may wait 10 s) and C (1 s) are queued behind it by then
+my $a = background(["/api/v2/scripts/cq",
+                    headers => { 'X-Mock-Action' => '429/ra=2/delay=400' }]);
+wait_until(5, sub { ScriptingGate::Mock::key_stats('cq::')->{in_flight} });
+my $b = background(["/api/v2/scripts/cq"]);
+wait_until(5, sub { (status_json('/status') || {})->{zones}{s}{keys}{cq}{queued} });
+my $c = background(["/short/cq"]);
+wait_until(5, sub { ((status_json('/status') || {})->{zones}{s}{keys}{cq}{queued} || 0) == 2 });
+my ($ra) = reap($a);
+my ($rc) = reap($c);
+my ($rb) = reap($b);
+my $k = ScriptingGate::Mock::key_stats("cq::");
+my @t = @{ $k->{arrivals_ms} };
+# B reaches the upstream only when the cool-down is over: 2 s after A's
+# answer, which came 400 ms after A's arrival
+my $b_wait = $t[1] - $t[0] - 400;
+html_put('result.txt', join '',
+    "A: $ra->[0]\n",
+    "C: $rc->[0] ", ($rc->[3] - $ra->[3] < 0.5 ? "with A's answer" : "late"), "\n",
+    "B: $rb->[0]\n",
+    "B waited the cool-down: ", ($b_wait >= 1900 ? "yes" : "no ($b_wait ms)"), "\n",
+    "upstream: requests=$k->{requests} peak=$k->{peak_in_flight}\n");
+--- request
+GET /result.txt
+--- response_body
+A: 429
+C: 429 with A's answer
+B: 200
+B waited the cool-down: yes
+upstream: requests=2 peak=1
+--- timeout: 15

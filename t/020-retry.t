@@ -565,3 +565,117 @@ GET /result.txt
 client: 200
 active after: 0
 --- timeout: 10
+
+
+
+=== TEST 22: the waits spread as the jitter says: full in [0, v), equal in [v/2, v], none exactly v, doubling
+--- config
+    location ~ ^/full/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=2 base=400ms cap=400ms jitter=full
+                        budget=100% deadline=10s;
+        proxy_pass http://mock/api/v2/scripts/$script_id;
+    }
+    location ~ ^/equal/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=2 base=400ms cap=400ms jitter=equal
+                        budget=100% deadline=10s;
+        proxy_pass http://mock/api/v2/scripts/$script_id;
+    }
+    location ~ ^/none/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 base=150ms cap=5s jitter=none
+                        budget=100% deadline=10s;
+        proxy_pass http://mock/api/v2/scripts/$script_id;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my @full = map { "jf$_" } 1 .. 24;
+my @equal = map { "je$_" } 1 .. 12;
+ScriptingGate::Mock::plan("$_\::", '429/ra=none', '200') for @full, @equal;
+ScriptingGate::Mock::plan('jn::', '429/ra=none', '429/ra=none', '200');
+my %st = ScriptingGate::Mock::burst(
+    paths => [ (map { "/full/$_" } @full), (map { "/equal/$_" } @equal),
+               '/none/jn' ]);
+my $gap = sub { my (undef, @g) = seen($_[0]); return @g };
+my @f = map { $gap->("$_\::") } @full;
+my @e = map { $gap->("$_\::") } @equal;
+my @n = $gap->('jn::');
+my $below = sub { my ($lim, @v) = @_; return scalar grep { $_ < $lim } @v };
+# a uniform wait in [0, 400): some of 24 fall below 150 (all but surely:
+# each misses with p = 0.625, all 24 with p < 2e-5); in [200, 400]: none
+# below 190, some of 12 below 330
+html_put('result.txt', join '',
+    "clients: ", join(' ', map { "$_ x $st{$_}" } sort keys %st), "\n",
+    "full: ", scalar(@f), " waits, all below 450: ",
+        ($below->(450, @f) == @f ? "yes" : "no (@f)"), ", some below 150: ",
+        ($below->(150, @f) ? "yes" : "no (@f)"), "\n",
+    "equal: ", scalar(@e), " waits, none below 190: ",
+        ($below->(190, @e) ? "no (@e)" : "yes"), ", all below 450: ",
+        ($below->(450, @e) == @e ? "yes" : "no (@e)"), ", some below 330: ",
+        ($below->(330, @e) ? "yes" : "no (@e)"), "\n",
+    "none: ", join(' ', within($n[0], 150, 230), within($n[1], 300, 380)), "\n");
+--- request
+GET /result.txt
+--- response_body
+clients: 200 x 37
+full: 24 waits, all below 450: yes, some below 150: yes
+equal: 12 waits, none below 190: yes, all below 450: yes, some below 330: yes
+none: ok ok
+--- timeout: 20
+
+
+
+=== TEST 23: a backoff that would end past the deadline is not waited: the answer goes to the client at once
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=5 base=1s cap=1s jitter=none
+                        deadline=1500ms;
+        add_header X-Retries $scripting_retry_count always;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('dl::', ('429/ra=none') x 5);
+my $t0 = time;
+my $res = http_get('/api/v2/scripts/dl');
+my $took = time - $t0;
+my ($k) = seen('dl::');
+# one wait of 1 s fits in the deadline of 1.5 s, a second one does not
+html_put('result.txt', "client: $res->{status} retries=$res->{headers}{'x-retries'}\n"
+         . "took: " . within(int($took * 1000), 950, 1450) . "\n"
+         . "upstream: requests=$k->{requests}\n");
+--- request
+GET /result.txt
+--- response_body
+client: 429 retries=1
+took: ok
+upstream: requests=2
+--- timeout: 10
+
+
+
+=== TEST 24: the retry budget is a share of the requests under way: 50 % of 10 lets 5 of them retry
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=20;
+        scripting_retry on=429 attempts=2 base=50ms cap=50ms jitter=none
+                        budget=50% budget_min=1 deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+# 600 ms per answer: all ten are under way before the first 429 comes back;
+# a retry holds its share until its request ends
+my $kids = background(map { ["/api/v2/scripts/share",
+                             headers => { 'X-Mock-Action' => '429/ra=none/delay=600' }] } 1 .. 10);
+my %st; $st{ $_->[0] }++ for reap($kids);
+my ($k) = seen('share::');
+html_put('result.txt', join('', map { "client $_ x $st{$_}\n" } sort keys %st)
+         . "upstream: requests=$k->{requests}\n");
+--- request
+GET /result.txt
+--- response_body
+client 429 x 10
+upstream: requests=15
+--- timeout: 10

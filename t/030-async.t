@@ -648,3 +648,44 @@ scripting async: worker_shutdown_timeout: the jobs still running here fail
 open socket
 aborting
 --- timeout: 20
+
+
+
+=== TEST 22: jobs whose last answer is an error fail, with that status and the answer as their result
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=3 base=10ms cap=20ms deadline=10s;
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('e429::', ('429/ra=none') x 3);
+ScriptingGate::Mock::plan('e404::', '404');
+ScriptingGate::Mock::plan('e503::v', '503');
+my $out = '';
+for my $case (['e429', 'GET'], ['e404', 'GET'], ['e503', 'POST']) {
+    my ($id, $method) = @$case;
+    my ($res) = submit("/api/v2/scripts/$id", method => $method,
+                       $method eq 'POST' ? (body => '{"versionId":"v"}') : ());
+    my $loc = $res->{headers}{location} || '';
+    my $j = job_until($loc, sub { ($_[0]{state} // '') =~ /succeeded|failed/ }, 5);
+    my $r = http_get("$loc/result");
+    my $body = eval { decode_json($r->{content}) } || {};
+    $out .= "$id: $j->{state} status=$j->{status} attempts=$j->{attempts}"
+          . " reason=$j->{reason}\n"
+          . "$id result: $r->{status} " . ($body->{code} // '?') . "\n";
+}
+html_put('result.txt', $out);
+--- request
+GET /result.txt
+--- response_body
+e429: failed status=429 attempts=3 reason=the upstream answered 429 after 3 attempts
+e429 result: 429 too.many.requests
+e404: failed status=404 attempts=1 reason=the upstream answered 404 after 1 attempt
+e404 result: 404 not.found
+e503: failed status=503 attempts=1 reason=the upstream answered 503 after 1 attempt
+e503 result: 503 service.unavailable
+--- timeout: 20

@@ -656,3 +656,24 @@ the other key: 200
 upstream peak: 2
 gate keys: 2 of 1024 1024 bytes
 --- timeout: 20
+
+
+
+=== TEST 17: JSON Pointer escapes: ~1 is "/", ~0 is "~", in that order
+--- http_config
+    scripting_gate_zone  $script_id  zone=s:1m;
+    scripting_json_var   $slash  /a~1b;
+    scripting_json_var   $tilde  /~0c;
+    scripting_json_var   $both   /~01;
+    scripting_json_var   $deep   /list/1/~1;
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=2;
+        add_header X-Vars "slash=[$slash] tilde=[$tilde] both=[$both] deep=[$deep]";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+--- request
+POST /api/v2/scripts/ptr/export
+{"a/b": "slash", "a~b": "no", "a~1b": "no", "~c": "tilde", "/c": "no", "~1": "both", "/1": "no", "list": [{}, {"/": "deep", "~": "no"}]}
+--- response_headers
+X-Vars: slash=[slash] tilde=[tilde] both=[both] deep=[deep]
