@@ -203,7 +203,6 @@ struct ngx_http_scripting_gate_req_s {
 
     /* retry */
     ngx_event_t                         retry_event;
-    ngx_http_request_t                 *attempt;
     ngx_msec_t                          started;    /* the first attempt */
     ngx_msec_t                          delay;      /* the last backoff */
     ngx_uint_t                          attempt_status;
@@ -218,8 +217,8 @@ struct ngx_http_scripting_gate_req_s {
     unsigned                            gated:1;
     unsigned                            budgeted:1;
     unsigned                            counted:1;
-    unsigned                            again:1;    /* attempt discarded */
-    unsigned                            final:1;    /* attempt streamed */
+    unsigned                            attempting:1; /* answer to come */
+    unsigned                            swallow:1;  /* answer discarded */
     unsigned                            streamed:1; /* body not replayable */
 };
 

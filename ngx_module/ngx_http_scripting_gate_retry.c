@@ -6,27 +6,26 @@
  * inside the client's request, after a backoff or the upstream's
  * Retry-After, within a deadline and a retry budget.
  *
- * Design.  nginx's upstream code has no way to pause between tries, so
- * the request runs each attempt as a subrequest cloned into its own
- * location (NGX_HTTP_SUBREQUEST_CLONE, as the mirror module does): the
- * attempt starts at this same precontent phase, steps over this handler,
- * and reaches the location's own content handler, so proxy_pass, upstream
- * blocks, keepalive, proxy_set_header and TLS work as the user wrote them.
- * The attempt shares the main request's body, method and headers; the
- * body is read once, before the first attempt, and is replayed byte for
- * byte from memory or its temporary file by the proxy module.
+ * Design.  Every attempt is the client's own request going through the
+ * location's own content handler (proxy_pass, fastcgi_pass, grpc_pass...),
+ * as without the module, so that caching, X-Accel-Redirect, ranges, body
+ * filters, variables, mirror and upgrades apply to the answer natively.
+ * The body is read once, before the first attempt; each attempt's upstream
+ * sends it again from r->request_body, from memory or its temporary file.
  *
- * The attempt's header filter decides.  An answer to retry is swallowed:
- * its headers are not passed on and its body is marked consumed, so the
- * client never sees a byte of it and the upstream connection can be kept
- * alive.  A final answer's status and headers are copied to the main
- * request and sent, and its body streams through the postpone filter to
- * the client as a plain proxy_pass response would, never held whole.
- * When the attempt ends, the main request is woken by the core (post
- * subrequest), gives back its gate slot and either sets a timer for the
- * next attempt or ends itself.  During a wait it holds no slot and its
- * client connection is watched (ngx_http_test_reading): a client that
- * goes away ends the request, and the pool cleanup deletes the timer.
+ * The header filter decides when the attempt's answer comes.  A final
+ * answer goes on down the filter chain untouched.  An answer to retry is
+ * swallowed: its header is not passed on, r->header_only makes the
+ * upstream end the attempt at once (nothing of it is stored in a cache or
+ * read further), and the request keeps one reference more (r->main->count),
+ * so that the attempt's finalization leaves it alive.  A posted event then
+ * watches the client (ngx_http_test_reading) and sets the backoff timer.
+ * When it fires, the request is given fresh output headers, takes a gate
+ * slot again (ahead of newcomers), and runs its content phase once more;
+ * that reference becomes the attempt's.  Access checks and the phases
+ * before the content phase run once per client request.  During a wait
+ * the request holds no slot; a client that goes away ends it, and the pool
+ * cleanup deletes the timer.
  */
 
 
@@ -39,20 +38,18 @@
 #define NGX_HTTP_SCRIPTING_GATE_JITTER_NONE          3
 
 
-static ngx_int_t ngx_http_scripting_gate_retry_start(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
 static void ngx_http_scripting_gate_retry_granted(
     ngx_http_scripting_gate_req_t *gr, ngx_int_t rc);
 static void ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
-static ngx_int_t ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
+static void ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr);
-static ngx_int_t ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
-static ngx_int_t ngx_http_scripting_gate_retry_attempt_done(
-    ngx_http_request_t *r, void *data, ngx_int_t rc);
-static void ngx_http_scripting_gate_retry_wake(ngx_http_request_t *r);
+static void ngx_http_scripting_gate_retry_wait(ngx_event_t *ev);
 static void ngx_http_scripting_gate_retry_timer(ngx_event_t *ev);
+static ngx_int_t ngx_http_scripting_gate_retry_reset(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
+static void ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr);
 static ngx_int_t ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr, ngx_uint_t status);
 static ngx_uint_t ngx_http_scripting_gate_retry_code(
@@ -84,6 +81,11 @@ static ngx_str_t  ngx_http_scripting_gate_jitters[] = {
 };
 
 
+/*
+ * Precontent phase, once per client request: reads the body, takes the
+ * first attempt's slot, and lets the phases go on to the content handler.
+ */
+
 ngx_int_t
 ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
 {
@@ -92,7 +94,6 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     if (r != r->main) {
-        /* an attempt: on to the location's content handler */
         return NGX_DECLINED;
     }
 
@@ -108,7 +109,8 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
     }
 
     if (gr->started) {
-        return NGX_DONE;
+        /* the first attempt's slot was granted, or an internal redirect */
+        return NGX_DECLINED;
     }
 
     if (gr->status != NGX_HTTP_SCRIPTING_GATE_NONE) {
@@ -145,19 +147,33 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
 
     ngx_http_scripting_gate_retry_count(gr);
 
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
+    rc = gr->gated ? ngx_http_scripting_gate_acquire(gr) : NGX_OK;
 
-    rc = ngx_http_scripting_gate_retry_start(r, gr);
+    switch (rc) {
 
-    if (rc == NGX_DECLINED) {
-        ngx_http_scripting_gate_retry_refused(r, gr);
+    case NGX_OK:
+        gr->attempting = 1;
+        return NGX_DECLINED;
 
-    } else if (rc != NGX_OK) {
+    case NGX_AGAIN:
+        gr->handler = ngx_http_scripting_gate_retry_granted;
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_AGAIN;
+
+    default:
+        rc = ngx_http_scripting_gate_reject(r, gr);
+
+        if (rc == NGX_DECLINED) {
+            /* dry run: on without a slot */
+            gr->attempting = 1;
+            return NGX_DECLINED;
+        }
+
+        ngx_http_scripting_gate_retry_done(gr);
         ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
     }
-
-    return NGX_DONE;
 }
 
 
@@ -209,40 +225,6 @@ ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r)
 }
 
 
-/*
- * Starts an attempt, through the gate when there is one: NGX_OK when it
- * runs or waits for a slot, NGX_DECLINED when the gate refused it.
- */
-
-static ngx_int_t
-ngx_http_scripting_gate_retry_start(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
-{
-    ngx_int_t  rc;
-
-    if (!gr->gated) {
-        return ngx_http_scripting_gate_retry_run(r, gr);
-    }
-
-    gr->retry = (gr->retries > 0);
-
-    rc = ngx_http_scripting_gate_acquire(gr);
-
-    switch (rc) {
-
-    case NGX_OK:
-        return ngx_http_scripting_gate_retry_run(r, gr);
-
-    case NGX_AGAIN:
-        gr->handler = ngx_http_scripting_gate_retry_granted;
-        return NGX_OK;
-
-    default:
-        return NGX_DECLINED;
-    }
-}
-
-
 static void
 ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
     ngx_int_t rc)
@@ -253,15 +235,11 @@ ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
     r = gr->request;
     c = r->connection;
 
-    if (rc != NGX_OK) {
-        ngx_http_scripting_gate_retry_refused(r, gr);
+    if (rc == NGX_OK) {
+        ngx_http_scripting_gate_retry_go(r, gr);
 
     } else {
-        rc = ngx_http_scripting_gate_retry_run(r, gr);
-
-        if (rc != NGX_OK) {
-            ngx_http_finalize_request(r, rc);
-        }
+        ngx_http_scripting_gate_retry_refused(r, gr);
     }
 
     ngx_http_run_posted_requests(c);
@@ -280,186 +258,101 @@ ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
 
     if (rc == NGX_DECLINED) {
         /* dry run: on without a slot */
-        rc = ngx_http_scripting_gate_retry_run(r, gr);
-
-        if (rc == NGX_OK) {
-            return;
-        }
+        ngx_http_scripting_gate_retry_go(r, gr);
+        return;
     }
 
     ngx_http_scripting_gate_retry_done(gr);
     ngx_http_finalize_request(r, rc);
-}
-
-
-static ngx_int_t
-ngx_http_scripting_gate_retry_run(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
-{
-    ngx_http_request_t          *sr;
-    ngx_http_post_subrequest_t  *ps;
-
-    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    if (ps == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ps->handler = ngx_http_scripting_gate_retry_attempt_done;
-    ps->data = gr;
-
-    if (ngx_http_subrequest(r, &r->uri, &r->args, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_CLONE)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_set_ctx(sr, gr, ngx_http_scripting_gate_module);
-
-    if (gr->retries && gr->ticket) {
-        (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.retries, 1);
-        (void) ngx_atomic_fetch_add(&gr->ticket->node->counters.retries, 1);
-    }
-
-    gr->attempt = sr;
-    gr->states = r->upstream_states ? r->upstream_states->nelts : 0;
-    gr->again = 0;
-    gr->final = 0;
-    gr->attempt_status = 0;
-
-    r->write_event_handler = ngx_http_scripting_gate_retry_wake;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "scripting retry: attempt %ui of \"%V\"",
-                   gr->retries + 1, &r->uri);
-
-    return NGX_OK;
 }
 
 
 /*
- * $upstream_status and its kin list every attempt, as after
- * proxy_next_upstream: the attempt's states are copied into the main
- * request's, at their place, when its header is sent and when it ends.
+ * Sends an attempt that has its slot: the first one goes on with the
+ * phases where the gate stopped them, a later one runs the content phase
+ * again.
  */
 
-static ngx_int_t
-ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
+static void
+ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
     ngx_http_scripting_gate_req_t *gr)
 {
     ngx_uint_t                  i;
-    ngx_array_t                *states;
-    ngx_http_request_t         *mr;
-    ngx_http_upstream_state_t  *src, *dst;
+    ngx_http_phase_handler_t   *ph;
+    ngx_http_core_main_conf_t  *cmcf;
 
-    mr = r->main;
+    gr->attempting = 1;
 
-    if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
-        return NGX_OK;
-    }
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
 
-    if (mr->upstream_states == NULL) {
-        mr->upstream_states = ngx_array_create(mr->pool, 4,
-                                             sizeof(ngx_http_upstream_state_t));
-        if (mr->upstream_states == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    states = mr->upstream_states;
-    src = r->upstream_states->elts;
-
-    for (i = 0; i < r->upstream_states->nelts; i++) {
-
-        if (gr->states + i < states->nelts) {
-            dst = (ngx_http_upstream_state_t *) states->elts + gr->states + i;
-
-        } else {
-            dst = ngx_array_push(states);
-            if (dst == NULL) {
-                return NGX_ERROR;
-            }
+    if (gr->retries) {
+        if (gr->ticket) {
+            (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.retries, 1);
+            (void) ngx_atomic_fetch_add(&gr->ticket->node->counters.retries,
+                                        1);
         }
 
-        *dst = src[i];
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "scripting retry: attempt %ui of \"%V\"",
+                       gr->retries + 1, &r->uri);
+
+        cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+        ph = cmcf->phase_engine.handlers;
+
+        for (i = 0; ph[i].checker != ngx_http_core_content_phase; i++) {
+            /* void */
+        }
+
+        r->phase_handler = i;
     }
 
-    return NGX_OK;
+    ngx_http_core_run_phases(r);
 }
 
 
-/* may run more than once for an attempt: it only gives back and notes */
-
-static ngx_int_t
-ngx_http_scripting_gate_retry_attempt_done(ngx_http_request_t *r, void *data,
-    ngx_int_t rc)
-{
-    ngx_http_scripting_gate_req_t  *gr = data;
-
-    if (gr->attempt != r) {
-        return rc;
-    }
-
-    if (gr->attempt_status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        gr->attempt_status = rc;
-    }
-
-    ngx_http_scripting_gate_release(gr);
-
-    if (ngx_http_scripting_gate_retry_states(r, gr) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return rc;
-}
-
+/*
+ * Posted by the header filter: the swallowed attempt has ended by now;
+ * the client is watched while the request waits for its next attempt.
+ */
 
 static void
-ngx_http_scripting_gate_retry_wake(ngx_http_request_t *r)
+ngx_http_scripting_gate_retry_wait(ngx_event_t *ev)
 {
-    ngx_int_t                       rc;
-    ngx_http_request_t             *sr;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
     ngx_http_scripting_gate_req_t  *gr;
 
-    gr = ngx_http_scripting_gate_get_req(r, 0);
+    gr = ev->data;
+    r = gr->request;
+    c = r->connection;
 
-    if (gr == NULL || gr->attempt == NULL || !gr->attempt->done) {
+    if (!r->done) {
+        /* a content handler that went on after r->header_only */
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "scripting retry: the attempt did not end with its "
+                      "header, the request cannot be retried");
+        ngx_http_finalize_request(r, NGX_ERROR);
+        ngx_http_run_posted_requests(c);
         return;
     }
 
-    sr = gr->attempt;
-    gr->attempt = NULL;
-
+    r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    if (gr->again) {
-        gr->retries++;
+    /* a client that left meanwhile ends the request here */
+    ngx_http_test_reading(r);
 
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+    if (!c->error) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                        "scripting retry: status %ui, next attempt in %M ms",
                        gr->attempt_status, gr->delay);
 
-        gr->retry_event.handler = ngx_http_scripting_gate_retry_timer;
-        gr->retry_event.data = gr;
-        gr->retry_event.log = r->connection->log;
-
-        ngx_add_timer(&gr->retry_event, gr->delay);
-        return;
+        ev->handler = ngx_http_scripting_gate_retry_timer;
+        ngx_add_timer(ev, gr->delay);
     }
 
-    ngx_http_scripting_gate_retry_done(gr);
-
-    if (!gr->final) {
-        /* the attempt ended without an answer of its own */
-        ngx_http_finalize_request(r, sr->headers_out.status
-                                     ? (ngx_int_t) sr->headers_out.status
-                                     : NGX_HTTP_BAD_GATEWAY);
-        return;
-    }
-
-    rc = ngx_http_send_special(r, NGX_HTTP_LAST);
-
-    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -475,16 +368,111 @@ ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
     r = gr->request;
     c = r->connection;
 
-    rc = ngx_http_scripting_gate_retry_start(r, gr);
+    if (ngx_http_scripting_gate_retry_reset(r, gr) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
 
-    if (rc == NGX_DECLINED) {
+    if (gr->gated) {
+        gr->retry = 1;
+        rc = ngx_http_scripting_gate_acquire(gr);
+
+    } else {
+        rc = NGX_OK;
+    }
+
+    switch (rc) {
+
+    case NGX_OK:
+        ngx_http_scripting_gate_retry_go(r, gr);
+        break;
+
+    case NGX_AGAIN:
+        gr->handler = ngx_http_scripting_gate_retry_granted;
+        break;
+
+    default:
         ngx_http_scripting_gate_retry_refused(r, gr);
-
-    } else if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * What the last attempt's end left on the request is undone, so that the
+ * next answer, or the gate's, is sent as the first one would have been.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_reset(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    r->done = 0;
+    r->request_complete = 0;
+    r->header_only = 0;
+    r->err_status = 0;
+    gr->swallow = 0;
+
+    ngx_memzero(&r->headers_out, sizeof(ngx_http_headers_out_t));
+
+    if (ngx_list_init(&r->headers_out.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK
+        || ngx_list_init(&r->headers_out.trailers, r->pool, 4,
+                         sizeof(ngx_table_elt_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.content_length_n = -1;
+    r->headers_out.last_modified_time = -1;
+
+    gr->states = r->upstream_states ? r->upstream_states->nelts : 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $upstream_status and its kin list every attempt, as after
+ * proxy_next_upstream ("429, 200"): the upstream module marks each new
+ * upstream of a request with an empty state, which would show as
+ * "429 : 200"; the retry's mark is taken out.
+ */
+
+static void
+ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
+    ngx_http_scripting_gate_req_t *gr)
+{
+    ngx_array_t                *a;
+    ngx_http_upstream_t        *u;
+    ngx_http_upstream_state_t  *st;
+
+    a = r->upstream_states;
+
+    if (gr->retries == 0 || a == NULL || a->nelts <= gr->states + 1) {
+        return;
+    }
+
+    st = a->elts;
+
+    if (st[gr->states].peer) {
+        return;
+    }
+
+    ngx_memmove(&st[gr->states], &st[gr->states + 1],
+                (a->nelts - gr->states - 1)
+                * sizeof(ngx_http_upstream_state_t));
+    a->nelts--;
+
+    u = r->upstream;
+
+    if (u && u->state > &st[gr->states] && u->state <= &st[a->nelts]) {
+        u->state--;
+    }
 }
 
 
@@ -739,80 +727,90 @@ ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_req_t *gr,
 static ngx_int_t
 ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 {
-    ngx_int_t                            rc;
-    ngx_list_t                          *list;
-    ngx_http_request_t                  *mr;
+    ngx_uint_t                           status;
+    ngx_http_upstream_t                 *u;
     ngx_http_scripting_gate_req_t       *gr;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
-    if (r == r->main) {
-        gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
 
-        if (gr == NULL || !gr->streamed || r->upstream == NULL) {
-            return ngx_http_next_header_filter(r);
-        }
+    gr = ngx_http_scripting_gate_get_req(r, 0);
 
+    if (gr == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    status = r->headers_out.status;
+
+    if (gr->streamed) {
         glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-        if (glcf->retry
-            && ngx_http_scripting_gate_retry_code(glcf->retry,
-                                                  r->headers_out.status))
+        if (r->upstream && glcf->retry
+            && ngx_http_scripting_gate_retry_code(glcf->retry, status))
         {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "scripting retry: the upstream's %ui goes to the "
                           "client, the request body was streamed "
                           "(proxy_request_buffering off) and cannot be sent "
-                          "again", r->headers_out.status);
+                          "again", status);
         }
 
         return ngx_http_next_header_filter(r);
     }
 
-    gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
-
-    if (gr == NULL || gr->attempt != r) {
+    if (!gr->attempting) {
         return ngx_http_next_header_filter(r);
     }
 
-    gr->attempt_status = r->headers_out.status;
+    /* the attempt's answer */
 
-    if (gr->gated) {
-        ngx_http_scripting_gate_upstream_status(r, gr, gr->attempt_status);
+    gr->attempting = 0;
+    gr->attempt_status = status;
+
+    ngx_http_scripting_gate_retry_states(r, gr);
+
+    if (gr->ticket) {
+        ngx_http_scripting_gate_upstream_status(r, gr, status);
     }
 
-    if (ngx_http_scripting_gate_retry_decide(r, gr, gr->attempt_status)
-        == NGX_OK)
+    gr->accounted = 1;
+
+    if (r->cached
+        || ngx_http_scripting_gate_retry_decide(r, gr, status) != NGX_OK)
     {
-        gr->again = 1;
-        return NGX_OK;
+        return ngx_http_next_header_filter(r);
     }
 
-    /* the final answer: the attempt's status and headers become ours */
+    /* swallowed: the client sees nothing of it, no cache stores it */
 
-    gr->final = 1;
-    mr = r->main;
+    gr->retries++;
+    gr->swallow = 1;
 
-    if (ngx_http_scripting_gate_retry_states(r, gr) != NGX_OK) {
-        return NGX_ERROR;
+    ngx_http_scripting_gate_release(gr);
+
+    u = r->upstream;
+
+    if (u) {
+#if (NGX_HTTP_CACHE)
+        u->cacheable = 0;
+#endif
+        u->store = 0;
     }
 
-    mr->headers_out = r->headers_out;
+    r->header_only = 1;
 
-    list = &mr->headers_out.headers;
-    if (list->last == &r->headers_out.headers.part) {
-        list->last = &list->part;
-    }
+    /* the attempt's end takes one reference, the wait keeps this one */
+    r->main->count++;
 
-    list = &mr->headers_out.trailers;
-    if (list->last == &r->headers_out.trailers.part) {
-        list->last = &list->part;
-    }
+    gr->retry_event.handler = ngx_http_scripting_gate_retry_wait;
+    gr->retry_event.data = gr;
+    gr->retry_event.log = r->connection->log;
 
-    rc = ngx_http_send_header(mr);
+    ngx_post_event(&gr->retry_event, &ngx_posted_events);
 
-    r->header_only = mr->header_only;
-
-    return rc;
+    return NGX_OK;
 }
 
 
@@ -823,17 +821,13 @@ ngx_http_scripting_gate_retry_body_filter(ngx_http_request_t *r,
     ngx_chain_t                    *cl;
     ngx_http_scripting_gate_req_t  *gr;
 
-    if (r == r->main) {
-        return ngx_http_next_body_filter(r, in);
-    }
-
     gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
 
-    if (gr == NULL || gr->attempt != r || !gr->again) {
+    if (gr == NULL || !gr->swallow || r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
-    /* a discarded answer: consumed here, so the upstream can go on */
+    /* what a handler sends of a swallowed answer despite header_only */
 
     for (cl = in; cl; cl = cl->next) {
         cl->buf->pos = cl->buf->last;
