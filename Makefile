@@ -66,10 +66,11 @@ $(MOCK): tools/mock/scripting_mock.c
 # nginx with the module built in (tools/static-check.sh)
 test: deps build $(ASAN_MODULE)
 	@sh t/run.sh
-	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/030-async.t \
-	    t/031-async-connections.t t/040-stats.t t/060-hostile.t" sh t/run.sh
+	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/021-retry-features.t \
+	    t/030-async.t t/031-async-connections.t t/040-stats.t \
+	    t/060-hostile.t" sh t/run.sh
 	@STATIC_OPTIONAL=1 TEST_FILES="t/010-gate.t t/020-retry.t \
-	    t/040-stats.t" sh tools/static-check.sh
+	    t/021-retry-features.t t/040-stats.t" sh tools/static-check.sh
 
 # the whole suite under the sanitizers, and under valgrind's memcheck
 # (nginx and the module as make build makes them); neither is part of
