@@ -7,7 +7,8 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ScriptingGate::Raw;
-use ScriptingGate::Util qw(html_put http_get);
+use ScriptingGate::Util qw(html_put http_get wait_until);
+use Digest::MD5 qw(md5_hex);
 use IO::Socket::INET;
 
 ScriptingGate::Raw::start();
@@ -176,10 +177,15 @@ upstream: 3
     }
 --- init
 package main;
+# the client may have its answer before nginx has renamed the cache file
+my $stored = sub { my $f = ScriptingGate::Util::servroot() . '/cache/' . md5_hex($_[0]);
+                   wait_until(5, sub { -f $f }) };
 # a 429 in the cache, put there by a location without retry
 http_get('/fill/cf1/429?k=a');
+$stored->('a');
 my $cached = http_get('/t/cf2/200?k=a');
 my $miss = http_get('/t/cf3/429,200?k=b');
+$stored->('b');
 my $hit = http_get('/t/cf3/429,200?k=b');
 html_put('result.txt', join '',
     "cached 429: $cached->{status} $cached->{headers}{'x-cache'} upstream ",
