@@ -300,8 +300,15 @@ ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
         cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
         ph = cmcf->phase_engine.handlers;
 
-        for (i = 0; ph[i].checker != ngx_http_core_content_phase; i++) {
-            /* void */
+        for (i = 0; ph[i].checker; i++) {
+            if (ph[i].checker == ngx_http_core_content_phase) {
+                break;
+            }
+        }
+
+        if (ph[i].checker == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
         }
 
         r->phase_handler = i;
