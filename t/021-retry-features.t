@@ -304,3 +304,21 @@ GET /result.txt
 client: 200
 upstream: 3
 mirrored: 1
+
+
+
+=== TEST 10: another content handler than the proxy's: scgi_pass is retried the same way
+--- config
+    location /t/ {
+        scripting_gate zone=s limit=10;
+        scripting_retry on=429 attempts=3 base=10ms cap=10ms;
+        add_header X-Upstream $upstream_status always;
+        scgi_param REQUEST_URI $request_uri;
+        scgi_pass 127.0.0.1:$TEST_NGINX_RAW_PORT;
+    }
+--- request
+GET /t/scgi1/429,200
+--- response_headers
+X-Upstream: 429, 200
+--- response_body chomp
+0123456789abcdefghij

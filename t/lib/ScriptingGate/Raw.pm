@@ -16,8 +16,9 @@ package ScriptingGate::Raw;
 # then the connection closes), chunkcut (one chunk, then it closes without
 # the last chunk), ws (101 Switching Protocols, then an echo).
 #
-# One process answers one connection at a time, and closes it after the
-# answer; a WebSocket gets a process of its own.
+# It speaks HTTP/1.x and SCGI (REQUEST_URI is the path).  One process
+# answers one connection at a time, and closes it after the answer; a
+# WebSocket gets a process of its own.
 
 use strict;
 use warnings;
@@ -80,11 +81,13 @@ sub serve {
     $SIG{CHLD} = 'IGNORE';
     while (my $c = $srv->accept) {
         my $req = '';
-        while ($req !~ /\r\n\r\n/) {
+        while ($req !~ /\r\n\r\n/ && !scgi_done($req)) {
             my $n = sysread($c, $req, 8192, length $req);
             last unless $n;
         }
         my ($path) = $req =~ m{^[A-Z]+ (\S+)};
+        my $scgi = !defined $path && $req =~ /\0REQUEST_URI\0([^\0]*)\0/;
+        $path = $1 if $scgi;
         $path //= '/';
         $path =~ s/\?.*//;
 
@@ -99,28 +102,27 @@ sub serve {
         my @acts = split /,/, $plan // '200';
         my $act = $acts[$n < @acts ? $n : $#acts];
         my $text = "Content-Type: text/plain\r\n";
+        my $out;
 
         if ($act eq '429') {
-            syswrite($c, answer('429 Too Many Requests',
-                                "Content-Type: application/json\r\n",
-                                '{"code":"too.many.requests","status":429}'));
+            $out = answer('429 Too Many Requests',
+                          "Content-Type: application/json\r\n",
+                          '{"code":"too.many.requests","status":429}');
         } elsif ($act eq '404') {
-            syswrite($c, answer('404 Not Found', $text, "not here\n"));
+            $out = answer('404 Not Found', $text, "not here\n");
         } elsif ($act eq '200') {
-            syswrite($c, answer('200 OK', $text, $BODY));
+            $out = answer('200 OK', $text, $BODY);
         } elsif ($act eq '200ns') {
-            syswrite($c, answer('200 OK', $text . "Cache-Control: no-store\r\n",
-                                $BODY));
+            $out = answer('200 OK', $text . "Cache-Control: no-store\r\n", $BODY);
         } elsif ($act eq 'xar') {
-            syswrite($c, answer('200 OK',
-                                "X-Accel-Redirect: /internal/$name\r\n", ''));
+            $out = answer('200 OK', "X-Accel-Redirect: /internal/$name\r\n", '');
         } elsif ($act eq 'cut') {
-            syswrite($c, "HTTP/1.1 200 OK\r\n${text}Content-Length: 1000\r\n"
-                         . "Connection: close\r\n\r\n" . substr($BODY, 0, 10));
+            $out = "HTTP/1.1 200 OK\r\n${text}Content-Length: 1000\r\n"
+                   . "Connection: close\r\n\r\n" . substr($BODY, 0, 10);
         } elsif ($act eq 'chunkcut') {
-            syswrite($c, "HTTP/1.1 200 OK\r\n${text}Transfer-Encoding: chunked\r\n"
-                         . "Connection: close\r\n\r\na\r\n"
-                         . substr($BODY, 0, 10) . "\r\n");
+            $out = "HTTP/1.1 200 OK\r\n${text}Transfer-Encoding: chunked\r\n"
+                   . "Connection: close\r\n\r\na\r\n" . substr($BODY, 0, 10)
+                   . "\r\n";
         } elsif ($act eq 'ws') {
             my $kid = fork();
             if (defined $kid && $kid == 0) {
@@ -132,8 +134,21 @@ sub serve {
                 POSIX::_exit(0);
             }
         }
+
+        if (defined $out) {
+            # SCGI answers as CGI does: a Status header, not a status line
+            $out =~ s{^HTTP/1\.1 }{Status: } if $scgi;
+            syswrite($c, $out);
+        }
         close $c;
     }
+}
+
+# an SCGI request: a netstring of NUL-separated headers, read whole
+sub scgi_done {
+    my ($req) = @_;
+    return 0 unless $req =~ /^(\d+):/;
+    return length($req) >= length($1) + 2 + $1;
 }
 
 1;
