@@ -17,22 +17,30 @@ MODULE      := $(BUILD)/nginx/ngx_http_scripting_gate_module.so
 MOCK        := $(BUILD)/scripting-mock
 ASAN_MODULE := $(BUILD)/asan/ngx_http_scripting_gate_module.so
 SOURCES     := config $(wildcard ngx_module/*.c ngx_module/*.h)
-DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
-                libevent-dev libtest-base-perl tini wrk curl openssl chromium gcc make
+
+# what each target needs from Debian; every target installs what is missing
+# (tools/deps.sh), or names the apt-get command that does
+BUILD_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
+                  libevent-dev gcc make
+DEB_PACKAGES := $(BUILD_PACKAGES) libtest-base-perl tini wrk curl openssl \
+                chromium
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
-.PHONY: all deps build test asan valgrind demo demo-stop bench reliability \
-        fuzz static clean
+.PHONY: all deps build-deps build test asan valgrind demo demo-stop bench \
+        reliability fuzz static clean
 
 all: build
 
 deps:
 	@sh tools/deps.sh $(DEB_PACKAGES)
 
+build-deps:
+	@sh tools/deps.sh $(BUILD_PACKAGES)
+
 build: $(MODULE) $(MOCK)
 
-$(BUILD)/nginx/Makefile: config
+$(BUILD)/nginx/Makefile: config | build-deps
 	@mkdir -p $(BUILD)/nginx
 	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
 	    --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2 -Wall -Werror' \
@@ -47,7 +55,7 @@ $(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
 # loaded into Debian's nginx with libasan preloaded (t/run.sh, ASAN=1)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-$(ASAN_MODULE): config $(SOURCES)
+$(ASAN_MODULE): config $(SOURCES) | build-deps
 	@mkdir -p $(BUILD)/asan
 	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
 	    --with-cc-opt='-g -O1 -fPIC $(ASAN_FLAGS) -Wall -Werror' \
@@ -57,7 +65,7 @@ $(ASAN_MODULE): config $(SOURCES)
 	    || { tail -30 $(CURDIR)/$(BUILD)/asan/configure.log; exit 1; }
 	$(MAKE) -s -f $(CURDIR)/$(BUILD)/asan/Makefile -C $(NGINX_SRC) modules
 
-$(MOCK): tools/mock/scripting_mock.c
+$(MOCK): tools/mock/scripting_mock.c | build-deps
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
