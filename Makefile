@@ -23,7 +23,7 @@ SOURCES     := config $(wildcard ngx_module/*.c ngx_module/*.h)
 BUILD_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
                   libevent-dev gcc make
 DEB_PACKAGES := $(BUILD_PACKAGES) libtest-base-perl tini wrk curl openssl \
-                chromium
+                chromium prometheus
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 

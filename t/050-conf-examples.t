@@ -1,5 +1,6 @@
-# Every file of conf-examples/ is started, as it is but for its addresses,
-# and answers through the gate.  genesys-cloud.conf talks TLS, with SNI and
+# Every nginx configuration of conf-examples/ is started, as it is but for
+# its addresses, and answers through the gate (grafana-dashboard.json is
+# t/042-stats-prometheus.t's).  genesys-cloud.conf talks TLS, with SNI and
 # verification, to a stand-in for the regional API host: an nginx server of
 # the block with a certificate made here for api.mypurecloud.com.
 
