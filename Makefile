@@ -2,7 +2,9 @@
 #
 #   make deps    install the Debian packages the project needs
 #   make build   the module (build/nginx/*.so) and the mock API
-#   make test    deps + build + the Test::Nginx suite
+#   make deb     the Debian package libnginx-mod-http-scripting-gate
+#                (build/deb/*.deb), built with debhelper and dh_nginx
+#   make test    deps + build + deb + the Test::Nginx suite
 #   make demo    deps + build + the gateway in front of the mock, with a burst
 #   make asan, make valgrind   the whole suite under the sanitizers, valgrind
 #   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
@@ -18,17 +20,23 @@ MOCK        := $(BUILD)/scripting-mock
 ASAN_MODULE := $(BUILD)/asan/ngx_http_scripting_gate_module.so
 SOURCES     := config $(wildcard ngx_module/*.c ngx_module/*.h)
 
+# the version is set in one place: the first entry of debian/changelog
+VERSION     := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEB_ARCH    := $(shell dpkg --print-architecture)
+DEB         := $(BUILD)/deb/libnginx-mod-http-scripting-gate_$(VERSION)_$(DEB_ARCH).deb
+
 # what each target needs from Debian; every target installs what is missing
 # (tools/deps.sh), or names the apt-get command that does
 BUILD_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
                   libevent-dev gcc make
-DEB_PACKAGES := $(BUILD_PACKAGES) libtest-base-perl tini wrk curl openssl \
+DEB_BUILD_PACKAGES := $(BUILD_PACKAGES) build-essential debhelper dpkg-dev
+DEB_PACKAGES := $(DEB_BUILD_PACKAGES) libtest-base-perl tini wrk curl openssl \
                 chromium prometheus
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
-.PHONY: all deps build-deps build test asan valgrind demo demo-stop bench \
-        reliability fuzz static clean
+.PHONY: all deps build-deps deb-deps build deb test asan valgrind demo \
+        demo-stop bench reliability fuzz static clean
 
 all: build
 
@@ -37,6 +45,9 @@ deps:
 
 build-deps:
 	@sh tools/deps.sh $(BUILD_PACKAGES)
+
+deb-deps:
+	@sh tools/deps.sh $(DEB_BUILD_PACKAGES)
 
 build: $(MODULE) $(MOCK)
 
@@ -69,10 +80,30 @@ $(MOCK): tools/mock/scripting_mock.c | build-deps
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
-# the whole suite, then its gate, retry, async, stats and hostile-input parts
-# again under the sanitizers, then the gate, retry and stats parts against
-# nginx with the module built in (tools/static-check.sh)
-test: deps build $(ASAN_MODULE)
+# the package, built the way Debian builds its libnginx-mod-* packages
+# (debhelper, dh-sequence-nginx), from a copy of the sources in build/deb/,
+# where dpkg-buildpackage leaves the .deb
+DEB_SOURCES := config $(SOURCES) LICENSE README.md docs/STATS.md \
+               $(wildcard conf-examples/*) $(wildcard debian/* debian/*/*)
+
+deb: $(DEB)
+
+$(DEB): $(DEB_SOURCES) | deb-deps
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/src/docs
+	cp -R config ngx_module LICENSE README.md conf-examples debian \
+	    $(BUILD)/deb/src/
+	cp docs/STATS.md $(BUILD)/deb/src/docs/
+	cd $(BUILD)/deb/src && dpkg-buildpackage -b -us -uc \
+	    > $(CURDIR)/$(BUILD)/deb/build.log 2>&1 \
+	    || { tail -30 $(CURDIR)/$(BUILD)/deb/build.log; exit 1; }
+	@echo "$@"
+
+# the whole suite (the package's test installs make deb's package), then its
+# gate, retry, async, stats and hostile-input parts again under the
+# sanitizers, then the gate, retry and stats parts against nginx with the
+# module built in (tools/static-check.sh)
+test: deps build $(ASAN_MODULE) $(DEB)
 	@sh t/run.sh
 	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/021-retry-features.t \
 	    t/030-async.t t/031-async-connections.t t/040-stats.t \
