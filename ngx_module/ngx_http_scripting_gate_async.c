@@ -124,6 +124,8 @@ static void ngx_http_scripting_gate_async_abandon(ngx_str_t *reason);
 static ngx_queue_t  ngx_http_scripting_gate_runs;
 static ngx_uint_t   ngx_http_scripting_gate_runs_ready;
 static ngx_event_t  ngx_http_scripting_gate_shutdown_event;
+/* stands for a connection in the timer's debug lines, with fd -1 */
+static ngx_connection_t  ngx_http_scripting_gate_shutdown_conn;
 static ngx_msec_t   ngx_http_scripting_gate_exiting_since;
 
 
@@ -706,6 +708,9 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     if (!ngx_http_scripting_gate_shutdown_event.timer_set) {
         ngx_http_scripting_gate_shutdown_event.handler =
                                   ngx_http_scripting_gate_async_shutdown_check;
+        ngx_http_scripting_gate_shutdown_conn.fd = (ngx_socket_t) -1;
+        ngx_http_scripting_gate_shutdown_event.data =
+                                        &ngx_http_scripting_gate_shutdown_conn;
         ngx_http_scripting_gate_shutdown_event.log = ngx_cycle->log;
         ngx_http_scripting_gate_shutdown_event.cancelable = 1;
         ngx_add_timer(&ngx_http_scripting_gate_shutdown_event, 1000);

@@ -36,6 +36,8 @@ static void ngx_http_scripting_gate_curl_fail_handler(ngx_event_t *ev);
 
 static CURLM        *ngx_http_scripting_gate_multi;
 static ngx_event_t   ngx_http_scripting_gate_curl_timer_event;
+/* stands for a connection in the timer's debug lines, with fd -1 */
+static ngx_connection_t  ngx_http_scripting_gate_curl_timer_conn;
 static ngx_uint_t    ngx_http_scripting_gate_curl_global;
 
 
@@ -72,6 +74,9 @@ ngx_http_scripting_gate_curl_init(ngx_log_t *log)
 
     ngx_http_scripting_gate_curl_timer_event.handler =
                                           ngx_http_scripting_gate_curl_timeout;
+    ngx_http_scripting_gate_curl_timer_conn.fd = (ngx_socket_t) -1;
+    ngx_http_scripting_gate_curl_timer_event.data =
+                                     &ngx_http_scripting_gate_curl_timer_conn;
     ngx_http_scripting_gate_curl_timer_event.log = ngx_cycle->log;
 
     /* the jobs' own timers keep a worker that shuts down alive, not this */

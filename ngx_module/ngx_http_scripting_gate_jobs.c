@@ -63,6 +63,8 @@ static ngx_str_t  ngx_http_scripting_gate_callback_states[] = {
 
 
 static ngx_event_t   ngx_http_scripting_gate_jobs_sweep_event;
+/* stands for a connection in the timer's debug lines, with fd -1 */
+static ngx_connection_t  ngx_http_scripting_gate_jobs_conn;
 static ngx_array_t  *ngx_http_scripting_gate_jobs_zones;
 
 /* the tag of the jobs zones, apart from the gate's */
@@ -586,6 +588,8 @@ ngx_http_scripting_gate_jobs_init_process(ngx_cycle_t *cycle)
 
     ev = &ngx_http_scripting_gate_jobs_sweep_event;
     ev->handler = ngx_http_scripting_gate_jobs_sweep;
+    ngx_http_scripting_gate_jobs_conn.fd = (ngx_socket_t) -1;
+    ev->data = &ngx_http_scripting_gate_jobs_conn;
     ev->log = cycle->log;
     ev->cancelable = 1;
 

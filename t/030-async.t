@@ -689,3 +689,27 @@ e404 result: 404 not.found
 e503: failed status=503 attempts=1 reason=the upstream answered 503 after 1 attempt
 e503 result: 503 service.unavailable
 --- timeout: 20
+
+
+
+=== TEST 23: with the error log at debug, a job runs and the worker lives (the timers' debug lines name no connection)
+--- log_level: debug
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my ($res) = submit('/api/v2/scripts/dbg', method => 'GET');
+my $j = job_until($res->{headers}{location} || '',
+                  sub { ($_[0]{state} // '') =~ /succeeded|failed/ }, 5);
+html_put('result.txt', "job: " . ($j->{state} // 'none') . "\n");
+--- request
+GET /result.txt
+--- response_body
+job: succeeded
+--- no_error_log
+exited on signal
