@@ -707,6 +707,7 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
         ngx_http_scripting_gate_shutdown_event.handler =
                                   ngx_http_scripting_gate_async_shutdown_check;
         ngx_http_scripting_gate_shutdown_event.log = ngx_cycle->log;
+        ngx_http_scripting_gate_shutdown_event.data = (void *) ngx_cycle;
         ngx_http_scripting_gate_shutdown_event.cancelable = 1;
         ngx_add_timer(&ngx_http_scripting_gate_shutdown_event, 1000);
     }

@@ -74,6 +74,9 @@ ngx_http_scripting_gate_curl_init(ngx_log_t *log)
                                           ngx_http_scripting_gate_curl_timeout;
     ngx_http_scripting_gate_curl_timer_event.log = ngx_cycle->log;
 
+    /* not NULL: ngx_event_ident() in nginx's debug log reads it */
+    ngx_http_scripting_gate_curl_timer_event.data = (void *) ngx_cycle;
+
     /* the jobs' own timers keep a worker that shuts down alive, not this */
     ngx_http_scripting_gate_curl_timer_event.cancelable = 1;
 

@@ -587,6 +587,7 @@ ngx_http_scripting_gate_jobs_init_process(ngx_cycle_t *cycle)
     ev = &ngx_http_scripting_gate_jobs_sweep_event;
     ev->handler = ngx_http_scripting_gate_jobs_sweep;
     ev->log = cycle->log;
+    ev->data = cycle;       /* the debug log's ngx_event_ident() reads it */
     ev->cancelable = 1;
 
     ngx_add_timer(ev, NGX_HTTP_SCRIPTING_GATE_JOBS_SWEEP);
