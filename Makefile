@@ -2,7 +2,8 @@
 #
 #   make deps    install the Debian packages the project needs
 #   make build   the module (build/nginx/*.so) and the mock API
-#   make test    deps + build + the Test::Nginx suite
+#   make test    deps + build + Genesys' JavaScript SDK for t/070-sdk.t
+#                (npm ci in t/sdk/) + the Test::Nginx suite
 #   make demo    deps + build + the gateway in front of the mock, with a burst
 #   make asan, make valgrind   the whole suite under the sanitizers, valgrind
 #   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
@@ -22,13 +23,22 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
+# Genesys' JavaScript SDK, as t/sdk/package-lock.json pins it, from the npm
+# registry; installed again when t/sdk/package*.json change
+SDK_STAMP   := t/sdk/node_modules/.installed
+
 .PHONY: all deps build test asan valgrind demo demo-stop bench reliability \
         fuzz static clean
 
 all: build
 
+# node and npm: Debian's nodejs and npm unless both commands are there
+# already (NodeSource's nodejs package carries npm and conflicts with
+# Debian's npm package)
 deps:
 	@sh tools/deps.sh $(DEB_PACKAGES)
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+	    || sh tools/deps.sh nodejs npm
 
 build: $(MODULE) $(MOCK)
 
@@ -61,10 +71,14 @@ $(MOCK): tools/mock/scripting_mock.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_MOCK) -o $@ $< -levent -ljansson
 
+$(SDK_STAMP): t/sdk/package.json t/sdk/package-lock.json | deps
+	cd t/sdk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # the whole suite, then its gate, retry, async, stats and hostile-input parts
 # again under the sanitizers, then the gate, retry and stats parts against
 # nginx with the module built in (tools/static-check.sh)
-test: deps build $(ASAN_MODULE)
+test: deps build $(ASAN_MODULE) $(SDK_STAMP)
 	@sh t/run.sh
 	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/021-retry-features.t \
 	    t/030-async.t t/031-async-connections.t t/040-stats.t \
@@ -89,7 +103,7 @@ demo-stop:
 	@sh tools/demo.sh stop
 
 clean:
-	rm -rf $(BUILD) t/servroot
+	rm -rf $(BUILD) t/servroot t/sdk/node_modules
 
 bench: deps build
 	@sh tools/deps.sh valgrind haproxy wrk
