@@ -105,7 +105,7 @@ demo-stop:
 clean:
 	rm -rf $(BUILD) t/servroot t/sdk/node_modules
 
-bench: deps build
+bench: deps build $(SDK_STAMP)
 	@sh tools/deps.sh valgrind haproxy wrk
 	bash bench/run.sh > bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
 	@cat bench/RESULTS.md
