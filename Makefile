@@ -4,7 +4,8 @@
 #   make build   the module (build/nginx/*.so) and the mock API
 #   make deb     the Debian package libnginx-mod-http-scripting-gate
 #                (build/deb/*.deb), built with debhelper and dh_nginx
-#   make test    deps + build + deb + the Test::Nginx suite
+#   make test    deps + build + deb + Genesys' JavaScript SDK for
+#                t/071-sdk.t (npm ci in t/sdk/) + the Test::Nginx suite
 #   make demo    deps + build + the gateway in front of the mock, with a burst
 #   make asan, make valgrind   the whole suite under the sanitizers, valgrind
 #   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
@@ -35,13 +36,22 @@ DEB_PACKAGES := $(DEB_BUILD_PACKAGES) libtest-base-perl tini wrk curl openssl \
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
+# Genesys' JavaScript SDK, as t/sdk/package-lock.json pins it, from the npm
+# registry; installed again when t/sdk/package*.json change
+SDK_STAMP   := t/sdk/node_modules/.installed
+
 .PHONY: all deps build-deps deb-deps build deb test asan valgrind demo \
         demo-stop bench reliability fuzz static clean
 
 all: build
 
+# node and npm: Debian's nodejs and npm unless both commands are there
+# already (NodeSource's nodejs package carries npm and conflicts with
+# Debian's npm package)
 deps:
 	@sh tools/deps.sh $(DEB_PACKAGES)
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+	    || sh tools/deps.sh nodejs npm
 
 build-deps:
 	@sh tools/deps.sh $(BUILD_PACKAGES)
@@ -99,11 +109,15 @@ $(DEB): $(DEB_SOURCES) | deb-deps
 	    || { tail -30 $(CURDIR)/$(BUILD)/deb/build.log; exit 1; }
 	@echo "$@"
 
+$(SDK_STAMP): t/sdk/package.json t/sdk/package-lock.json | deps
+	cd t/sdk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # the whole suite (the package's test installs make deb's package), then its
 # gate, retry, async, stats and hostile-input parts again under the
 # sanitizers, then the gate, retry and stats parts against nginx with the
 # module built in (tools/static-check.sh)
-test: deps build $(ASAN_MODULE) $(DEB)
+test: deps build $(ASAN_MODULE) $(DEB) $(SDK_STAMP)
 	@sh t/run.sh
 	@ASAN=1 TEST_FILES="t/010-gate.t t/020-retry.t t/021-retry-features.t \
 	    t/030-async.t t/031-async-connections.t t/040-stats.t \
@@ -128,9 +142,9 @@ demo-stop:
 	@sh tools/demo.sh stop
 
 clean:
-	rm -rf $(BUILD) t/servroot
+	rm -rf $(BUILD) t/servroot t/sdk/node_modules
 
-bench: deps build
+bench: deps build $(SDK_STAMP)
 	@sh tools/deps.sh valgrind haproxy wrk
 	bash bench/run.sh > bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
 	@cat bench/RESULTS.md

