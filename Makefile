@@ -128,10 +128,10 @@ test: deps build $(ASAN_MODULE) $(DEB) $(SDK_STAMP)
 # the whole suite under the sanitizers, and under valgrind's memcheck
 # (nginx and the module as make build makes them); neither is part of
 # make test, which runs the sanitizers on a subset
-asan: deps build $(ASAN_MODULE)
+asan: deps build $(ASAN_MODULE) $(DEB) $(SDK_STAMP)
 	@ASAN=1 sh t/run.sh
 
-valgrind: deps build
+valgrind: deps build $(DEB) $(SDK_STAMP)
 	@sh tools/deps.sh valgrind
 	@VALGRIND=1 sh t/run.sh
 

@@ -74,13 +74,16 @@ __DATA__
 package main;
 http_get('/api/v2/scripts/x?k=beta', headers => { 'X-Mock-Action' => '429/ra=none' });
 http_get('/api/v2/scripts/x?k=beta') for 1 .. 3;
+# the three stay until both pages are taken (a headless chromium may take
+# seconds to start), then their clients leave
 my $kids = background(map { ["/api/v2/scripts/x?k=alpha",
-                             headers => { 'X-Mock-Action' => '200/delay=3000' }] } 1 .. 3);
-wait_until(5, sub { status_json('/scripting-gate/status')->{zones}{scripts}{keys}{alpha}{queued} == 1 });
+                             headers => { 'X-Mock-Action' => '200/delay=60000' }] } 1 .. 3);
+wait_until(5, sub { (status_json('/scripting-gate/status')->{zones}{scripts}{keys}{alpha}{queued} // 0) == 1 });
 my $url = 'http://127.0.0.1:' . server_port() . '/scripting-gate/status';
 my $dom = chromium('dom', $url) // '';
 unlink $main::Shot;
 chromium('png', $url, $main::Shot);
+kill 'TERM', map { $_->[0] } @$kids;
 reap($kids);
 my %row;
 while ($dom =~ m{<tr data-key="([^"]+)">(.*?)</tr>}g) {
@@ -123,10 +126,15 @@ my $url = 'http://127.0.0.1:' . server_port() . '/scripting-gate/status';
 # each at limit 2: two in flight and one queued, then one in flight, then
 # none
 http_get('/api/v2/scripts/x?k=alpha');
+my $polls = sub { my $n = 0; open my $fh, '<', servroot() . '/logs/access.log' or return 0;
+                   while (<$fh>) { $n++ if m{GET /scripting-gate/status\?} } $n };
+my $before = $polls->();
 open(my $page, '-|', $^X, 'tools/stats_page.pl', '--url', $url,
      '--seconds', 9, '--dom', '--screenshot', $shot, '--size', '1400,300')
     or die "tools/stats_page.pl: $!";
-sleep 2;
+# the page has drawn the idle key once it has polled twice (however long
+# chromium took to start)
+wait_until(20, sub { $polls->() >= $before + 2 });
 my $kids = background(map { ["/api/v2/scripts/x?k=alpha",
                              headers => { 'X-Mock-Action' => '200/delay=2000' }] } 1 .. 3);
 reap($kids);
