@@ -11,6 +11,9 @@
 #   MUTANTS=id1,id2 bash tools/mutants.sh  those mutants only, not recorded
 #   MUTANTS_CHECK=1 bash tools/mutants.sh  only checks that every mutation
 #                                          applies and compiles (a minute)
+#   MUTANTS_RECORD=1 bash tools/mutants.sh writes t/MUTANTS.md again from
+#                                          the last full run, with the notes
+#                                          of the catalogue as they are now
 #
 #   MUTANTS_PORT      the port of nginx in the tests (3990, away from the
 #                     default 1984 of other runs of the suite on the host)
@@ -21,13 +24,15 @@
 #   NGINX_SRC         nginx's source, as for make build
 #
 # Before the first mutant, every mutation of the run must be found exactly
-# once in the sources, and the test files must pass on the unmutated copy
-# (a file that fails is given one more run, and named as flaky; failing
-# twice stops the run: every mutant would look killed).  Mutants run one
-# after another: each run starts nginx with two workers.
+# once in the sources, and the test files are run on the unmutated copy,
+# up to three times each until they pass: a block that fails there is
+# unreliable (a timing test on a busy host, say), it is named, and its
+# failing does not kill a mutant; otherwise every mutant would look killed.
+# A baseline that hangs, or fails without naming a block, stops the run.
+# Mutants run one after another: each run starts nginx with two workers.
 #
 # Exits 1 when a mutation does not apply, does not compile, or the baseline
-# fails; 0 otherwise, whatever the kill rate.
+# cannot be used; 0 otherwise, whatever the kill rate.
 
 set -euo pipefail
 
@@ -264,29 +269,91 @@ run_tests() {
     return $rc
 }
 
-# the blocks that failed in a test log: "010 TEST 1, 010 TEST 4"
+# the blocks that failed in a test log, one a line: "010 TEST 1"
 failed_blocks() {
     { grep -o "Failed test 't/[^ ]*\.t TEST [0-9]*" "$1" 2>/dev/null || true; } \
-        | sed -e "s|^Failed test 't/||" -e 's|-[^ ]*\.t||' | awk '!seen[$0]++' \
-        | paste -sd, - | sed 's/,/, /g'
+        | sed -e "s|^Failed test 't/||" -e 's|-[^ ]*\.t||' | awk '!seen[$0]++'
 }
 
-# why a run failed: the blocks that failed, a hang, or its exit status
-why() {
-    local rc=$1 log=$2 blocks
-
-    if [ "$rc" -eq 124 ]; then
-        echo "a hang: cut at $limit s"
-        return
-    fi
-
-    blocks=$(failed_blocks "$log")
-    echo "${blocks:-exit status $rc}"
+# lines as one: "010 TEST 1, 010 TEST 4"
+list() {
+    paste -sd, - | sed 's/,/, /g'
 }
 
 build_module() {
     make -s -f "$src/build/nginx/Makefile" -C "$nginx_src" modules
 }
+
+
+# ---- the record --------------------------------------------------------------
+
+# t/MUTANTS.md, from the results of the run (or of the last run saved in
+# build/mutants/last-run, with MUTANTS_RECORD=1) and the catalogue's notes
+
+write_record() {
+    {
+        echo "# Mutation testing: the last run"
+        echo
+        echo "- command: \`make mutants\` (\`bash tools/mutants.sh\`, the catalogue"
+        echo "  \`$catalogue\`)"
+        echo "- commit: $commit"
+        echo "- date: $date; the run took $took min"
+        echo
+        echo "Each mutant is one small bug planted in a scratch copy of the module;"
+        echo "it is killed when the test files it names fail (or hang), and"
+        echo "survives when they pass.  The results of one run: the tests that"
+        echo "depend on timing may decide differently on another."
+        echo
+        echo "**Kill rate: $killed/$tested ($rate %)**"
+        echo
+        if [ ${#unreliable[@]} -gt 0 ]; then
+            echo "Blocks that failed on the unmutated code, in the baseline's runs"
+            echo "(up to $baseline_tries a file), and so killed no mutant:"
+            echo
+            for b in "${!unreliable[@]}"; do
+                echo "- $b: failed in ${unreliable[$b]} run(s)"
+            done | sort
+            echo
+        fi
+        echo "| mutant | bug | tests | result | s | killed by |"
+        echo "|---|---|---|---|---|---|"
+        for id in "${ids[@]}"; do
+            tests=$(echo "${m_tests[$id]}" | sed -e 's|t/||g' -e 's|-[^ ]*\.t||g')
+            by=${killed_by[$id]:-}
+            if [ -n "${ignored_by[$id]:-}" ]; then
+                by+="${by:+; }unreliable: ${ignored_by[$id]}"
+            fi
+            echo "| \`$id\` | ${m_bug[$id]} | $tests | ${result[$id]} | ${secs[$id]} | $by |"
+        done
+        echo
+        echo "## Survivors"
+        echo
+        if [ $survived -eq 0 ]; then
+            echo "None."
+        fi
+        for id in "${ids[@]}"; do
+            [ "${result[$id]}" = SURVIVED ] || continue
+            note=$(cat_pl field "$id" note)
+            echo "- \`$id\` (${m_file[$id]#ngx_module/}): ${m_bug[$id]}."
+            echo "  ${note:-No note: explain it in $catalogue, or write the test that kills it.}"
+        done
+    }  > "$top/$record.new"
+    mv "$top/$record.new" "$top/$record"
+
+    echo "recorded in $record"
+}
+
+
+if [ -n "${MUTANTS_RECORD:-}" ]; then
+    if [ ! -f "$work/last-run" ]; then
+        echo "mutants: no full run saved in $work/last-run" >&2
+        exit 1
+    fi
+
+    . "$work/last-run"
+    write_record
+    exit 0
+fi
 
 
 # ---- the mutants of this run --------------------------------------------
@@ -298,7 +365,7 @@ cat_pl list > /dev/null || {
 
 mapfile -t entries < <(cat_pl list)
 
-declare -A m_file m_tests m_bug
+declare -A m_file=() m_tests=() m_bug=()
 all=()
 for e in "${entries[@]}"; do
     IFS=$'\t' read -r id file tests bug <<< "$e"
@@ -399,7 +466,7 @@ fi
 
 # ---- the baseline: the test files must pass on the unmutated code -------
 
-declare -A seen
+declare -A seen=()
 files=()
 for id in "${ids[@]}"; do
     for t in ${m_tests[$id]}; do
@@ -410,41 +477,49 @@ for id in "${ids[@]}"; do
     done
 done
 
-flaky=()
+# blocks that failed on the unmutated code: how many of its runs
+declare -A unreliable=()
+baseline_tries=3
+
 for t in "${files[@]}"; do
-    s=$SECONDS
-    log=$logs/baseline-$(basename "$t" .t).log
+    for try in $(seq $baseline_tries); do
+        s=$SECONDS
+        log=$logs/baseline-$(basename "$t" .t)-$try.log
+        rc=0
+        run_tests "$t" "$log" || rc=$?
 
-    rc=0
-    run_tests "$t" "$log" || rc=$?
+        if [ $rc -eq 0 ]; then
+            echo "baseline: $t passes ($((SECONDS - s)) s)"
+            break
+        fi
 
-    if [ $rc -eq 0 ]; then
-        echo "baseline: $t passes ($((SECONDS - s)) s)"
-        continue
-    fi
+        blocks=$(failed_blocks "$log")
 
-    first=$(why $rc "$log")
-    echo "baseline: $t FAILED ($first), once more"
-    cp "$log" "${log%.log}-1.log"
+        if [ $rc -eq 124 ] || [ -z "$blocks" ]; then
+            echo "mutants: FAILED: $t fails on the unmutated code" \
+                 "($([ $rc -eq 124 ] && echo "a hang" || echo "exit status $rc")," \
+                 "no block named); see $log" >&2
+            exit 1
+        fi
 
-    rc=0
-    run_tests "$t" "$log" || rc=$?
+        while read -r b; do
+            unreliable[$b]=$(( ${unreliable[$b]:-0} + 1 ))
+        done <<< "$blocks"
 
-    if [ $rc -eq 0 ]; then
-        echo "baseline: $t passes the second time: flaky ($first)"
-        flaky+=("$t ($first)")
-        continue
-    fi
+        echo "baseline: $t FAILED on the unmutated code ($(list <<< "$blocks")," \
+             "run $try of $baseline_tries)"
+    done
+done
 
-    echo "mutants: FAILED: $t fails on the unmutated code" \
-         "($(why $rc "$log")); see $log" >&2
-    exit 1
+for b in "${!unreliable[@]}"; do
+    echo "UNRELIABLE: $b failed in ${unreliable[$b]} of the baseline's runs:" \
+         "it kills no mutant"
 done
 
 
 # ---- the mutants, one at a time ------------------------------------------
 
-declare -A result secs killed_by
+declare -A result=() secs=() killed_by=() ignored_by=()
 killed=0
 survived=0
 errors=0
@@ -482,15 +557,40 @@ for id in "${ids[@]}"; do
     run_tests "${m_tests[$id]}" "$logs/$id.log" || rc=$?
     secs[$id]=$((SECONDS - s))
 
-    if [ $rc -eq 0 ]; then
+    # the blocks that failed, but for the unreliable ones
+    blocks=$(failed_blocks "$logs/$id.log")
+    killers=""
+    ignored=""
+    while read -r b; do
+        [ -n "$b" ] || continue
+        if [ -n "${unreliable[$b]:-}" ]; then
+            ignored+="$b"$'\n'
+        else
+            killers+="$b"$'\n'
+        fi
+    done <<< "$blocks"
+
+    if [ $rc -eq 124 ]; then
+        killed_by[$id]="a hang: cut at $limit s"
+    elif [ $rc -ne 0 ] && [ -n "$killers" ]; then
+        killed_by[$id]=$(printf %s "$killers" | list)
+    elif [ $rc -ne 0 ] && [ -z "$blocks" ]; then
+        killed_by[$id]="exit status $rc"
+    fi
+
+    if [ -n "${killed_by[$id]:-}" ]; then
+        result[$id]=KILLED
+        killed=$((killed + 1))
+        how=" by ${killed_by[$id]}"
+    else
         result[$id]=SURVIVED
         survived=$((survived + 1))
         how=""
-    else
-        result[$id]=KILLED
-        killed=$((killed + 1))
-        killed_by[$id]=$(why $rc "$logs/$id.log")
-        how=" by ${killed_by[$id]}"
+    fi
+
+    if [ -n "$ignored" ]; then
+        ignored_by[$id]=$(printf %s "$ignored" | list)
+        how+=" (failed also: ${ignored_by[$id]}, unreliable)"
     fi
 
     printf '%-8s %s: %s (%s s)%s\n' "${result[$id]}" "$id" "${m_bug[$id]}" \
@@ -509,8 +609,8 @@ took=$(( (SECONDS - started + 30) / 60 ))
 echo
 echo "kill rate: $killed/$tested ($rate %)"
 [ $errors -gt 0 ] && echo "errors: $errors (mutants that do not apply or do not compile)"
-for t in "${flaky[@]}"; do
-    echo "flaky on the unmutated code: $t"
+for b in "${!unreliable[@]}"; do
+    echo "unreliable on the unmutated code, killing nothing: $b"
 done
 echo "took $took min"
 
@@ -521,47 +621,8 @@ fi
 
 [ $full -eq 1 ] || exit 0
 
+declare -p ids m_file m_tests m_bug result secs killed_by ignored_by \
+    unreliable baseline_tries killed survived tested rate took commit date \
+    > "$work/last-run"
 
-# ---- the record ------------------------------------------------------------
-
-{
-    echo "# Mutation testing: the last run"
-    echo
-    echo "\`make mutants\` (\`tools/mutants.sh\`, catalogue \`$catalogue\`)"
-    echo "on $commit, $date, in $took min."
-    echo
-    echo "Each mutant is one small bug planted in a scratch copy of the module;"
-    echo "it is killed when the test files it names fail, and survives when"
-    echo "they pass."
-    echo
-    echo "**Kill rate: $killed/$tested ($rate %)**"
-    echo
-    if [ ${#flaky[@]} -gt 0 ]; then
-        echo "Flaky on the unmutated code (passed on a second run):"
-        for t in "${flaky[@]}"; do
-            echo "- $t"
-        done
-        echo
-    fi
-    echo "| mutant | bug | tests | result | s | killed by |"
-    echo "|---|---|---|---|---|---|"
-    for id in "${ids[@]}"; do
-        tests=$(echo "${m_tests[$id]}" | sed -e 's|t/||g' -e 's|-[^ ]*\.t||g')
-        echo "| \`$id\` | ${m_bug[$id]} | $tests | ${result[$id]} | ${secs[$id]} | ${killed_by[$id]:-} |"
-    done
-    echo
-    echo "## Survivors"
-    echo
-    if [ $survived -eq 0 ]; then
-        echo "None."
-    fi
-    for id in "${ids[@]}"; do
-        [ "${result[$id]}" = SURVIVED ] || continue
-        note=$(cat_pl field "$id" note)
-        echo "- \`$id\` (${m_file[$id]#ngx_module/}): ${m_bug[$id]}."
-        echo "  ${note:-No note: explain it in $catalogue, or write the test that kills it.}"
-    done
-} > "$record.new"
-mv "$record.new" "$record"
-
-echo "recorded in $record"
+write_record
