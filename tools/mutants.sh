@@ -23,6 +23,11 @@
 #                     src/, the logs of each build and test run in logs/
 #   NGINX_SRC         nginx's source, as for make build
 #
+# A worker that crashes during a mutant's tests (the runner warns of the
+# "[alert] ... exited on signal N" line; 9, SIGKILL, is the tests' own)
+# kills it too, even when no block looked: make test's sanitizer pass would
+# fail on it.
+#
 # Before the first mutant, every mutation of the run must be found exactly
 # once in the sources, and the test files are run on the unmutated copy,
 # up to three times each until they pass: a block that fails there is
@@ -275,6 +280,14 @@ failed_blocks() {
         | sed -e "s|^Failed test 't/||" -e 's|-[^ ]*\.t||' | awk '!seen[$0]++'
 }
 
+# the blocks in which a worker crashed: "020 TEST 11 (signal 11)"
+crashes() {
+    { grep -E "^WARNING: t/[^ ]+\.t TEST [0-9]+: .* exited on signal [0-9]+" \
+           "$1" 2>/dev/null || true; } \
+        | sed -E 's|^WARNING: t/([0-9]+)-[^ ]*\.t (TEST [0-9]+): .* exited on signal ([0-9]+).*|\1 \2 (signal \3)|' \
+        | grep -v "(signal 9)$" | awk '!seen[$0]++' || true
+}
+
 # lines as one: "010 TEST 1, 010 TEST 4"
 list() {
     paste -sd, - | sed 's/,/, /g'
@@ -488,8 +501,15 @@ for t in "${files[@]}"; do
         rc=0
         run_tests "$t" "$log" || rc=$?
 
+        crashed=$(crashes "$log")
+
+        while read -r b; do
+            [ -n "$b" ] || continue
+            unreliable["crash in $b"]=$(( ${unreliable["crash in $b"]:-0} + 1 ))
+        done <<< "$crashed"
+
         if [ $rc -eq 0 ]; then
-            echo "baseline: $t passes ($((SECONDS - s)) s)"
+            echo "baseline: $t passes ($((SECONDS - s)) s)${crashed:+, but a worker crashed: $(list <<< "$crashed")}"
             break
         fi
 
@@ -557,7 +577,7 @@ for id in "${ids[@]}"; do
     run_tests "${m_tests[$id]}" "$logs/$id.log" || rc=$?
     secs[$id]=$((SECONDS - s))
 
-    # the blocks that failed, but for the unreliable ones
+    # the blocks that failed and the crashes, but for the unreliable ones
     blocks=$(failed_blocks "$logs/$id.log")
     killers=""
     ignored=""
@@ -570,9 +590,18 @@ for id in "${ids[@]}"; do
         fi
     done <<< "$blocks"
 
+    while read -r b; do
+        [ -n "$b" ] || continue
+        if [ -n "${unreliable["crash in $b"]:-}" ]; then
+            ignored+="a crash in $b"$'\n'
+        else
+            killers+="a worker crash in $b"$'\n'
+        fi
+    done <<< "$(crashes "$logs/$id.log")"
+
     if [ $rc -eq 124 ]; then
         killed_by[$id]="a hang: cut at $limit s"
-    elif [ $rc -ne 0 ] && [ -n "$killers" ]; then
+    elif [ -n "$killers" ]; then
         killed_by[$id]=$(printf %s "$killers" | list)
     elif [ $rc -ne 0 ] && [ -z "$blocks" ]; then
         killed_by[$id]="exit status $rc"
