@@ -11,6 +11,9 @@
 #   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
 #   make static  the module built into nginx (--add-module) and its tests run
 #                against that nginx (not in test: it builds all of nginx)
+#   make mutants the bugs of tools/mutants.txt planted one at a time, each
+#                against its tests; writes t/MUTANTS.md (not in test: it
+#                takes 20 minutes); MUTANTS=id1,id2 runs those only
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -41,7 +44,7 @@ CFLAGS_MOCK := -O2 -g -Wall -Wextra
 SDK_STAMP   := t/sdk/node_modules/.installed
 
 .PHONY: all deps build-deps deb-deps build deb test asan valgrind demo \
-        demo-stop bench reliability fuzz static clean
+        demo-stop bench reliability fuzz static mutants clean
 
 all: build
 
@@ -160,6 +163,11 @@ FUZZ_SECONDS ?= 600
 
 static: deps build
 	@sh tools/static-check.sh
+
+# a test of the tests: the catalogue's mutants, killed or survived
+# (tools/mutants.sh builds and tests a scratch copy in build/mutants/)
+mutants: deps build
+	@bash tools/mutants.sh
 
 fuzz:
 	@sh fuzz/build.sh
