@@ -653,3 +653,61 @@ ININ-Correlation-Id: a UUID
 contextId: the same
 access log: the same without its dashes
 --- timeout: 10
+
+
+
+=== TEST 22: a request that timed out in the queue leaves it: the next one finds its place
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=1 queue=1 queue_timeout=300ms;
+        add_header X-Gate $scripting_gate_status always;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my $a = background(["/api/v2/scripts/tq", headers => { 'X-Mock-Action' => '200/delay=3000' }]);
+wait_until(5, sub { ScriptingGate::Mock::key_stats('tq::')->{in_flight} });
+my $b = http_get('/api/v2/scripts/tq');
+my $c = http_get('/api/v2/scripts/tq');
+reap($a);
+html_put('result.txt', "B: $b->{status} $b->{headers}{'x-gate'}\n"
+                       . "C: $c->{status} $c->{headers}{'x-gate'}\n");
+--- request
+GET /result.txt
+--- response_body
+B: 429 TIMEOUT
+C: 429 TIMEOUT
+--- timeout: 10
+
+
+
+=== TEST 23: a cool-down lasts at most scripting_retry_after's max, whatever the Retry-After
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id";
+        scripting_gate zone=s limit=2 queue=10 queue_timeout=100ms;
+        scripting_retry_after on max=1s;
+        add_header X-Gate $scripting_gate_status always;
+        proxy_pass http://mock;
+    }
+    location = /status { scripting_gate_stats; }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my $first = http_get('/api/v2/scripts/cmax', headers => { 'X-Mock-Action' => '429/ra=30' });
+my $during = http_get('/api/v2/scripts/cmax');
+# the key opens again after max (1 s), not after the upstream's 30 s
+wait_until(5, sub { ((status_json('/status') || {})->{zones}{s}{keys}{cmax}{cooldown_ms} // 1) == 0 });
+my $after = http_get('/api/v2/scripts/cmax');
+html_put('result.txt', "first: $first->{status}\n"
+    . "during: $during->{status} $during->{headers}{'x-gate'} Retry-After $during->{headers}{'retry-after'}\n"
+    . "after: $after->{status} $after->{headers}{'x-gate'}\n");
+--- request
+GET /result.txt
+--- response_body
+first: 429
+during: 429 REJECTED Retry-After 1
+after: 200 PASSED
+--- timeout: 10

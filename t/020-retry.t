@@ -681,3 +681,30 @@ GET /result.txt
 client 429 x 10
 upstream: requests=15
 --- timeout: 10
+
+
+
+=== TEST 25: decorrelated jitter: each wait from base to three times the last one, never above cap
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_retry on=429 attempts=5 base=100ms cap=150ms
+                        jitter=decorrelated budget=100% deadline=10s;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+my @keys = map { "dj$_" } 1 .. 4;
+ScriptingGate::Mock::plan("$_\::", ('429/ra=none') x 4, '200') for @keys;
+my %st = ScriptingGate::Mock::burst(paths => [ map { "/api/v2/scripts/$_" } @keys ]);
+my @g = map { my (undef, @gaps) = seen("$_\::"); @gaps } @keys;
+# uncapped, a wait is in [100, 300) ms at first and grows from there
+html_put('result.txt', "clients: " . join(' ', map { "$_ x $st{$_}" } sort keys %st) . "\n"
+    . "waits: " . scalar(@g) . ", all in [90, 230]: "
+    . ((grep { $_ < 90 || $_ > 230 } @g) ? "no (@g)" : "yes") . "\n");
+--- request
+GET /result.txt
+--- response_body
+clients: 200 x 4
+waits: 16, all in [90, 230]: yes
+--- timeout: 15

@@ -713,3 +713,32 @@ GET /result.txt
 job: succeeded
 --- no_error_log
 exited on signal
+
+
+
+=== TEST 24: a job's retry asks the gate again: two jobs of one key with one slot never overlap at the upstream
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=1 queue=10 queue_timeout=10s;
+        scripting_retry on=429 attempts=3 base=10ms cap=10ms deadline=10s;
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('jg::', '429/ra=none/delay=300', '200/delay=300', '200/delay=300');
+my ($r1) = submit('/api/v2/scripts/jg', method => 'GET');
+my ($r2) = submit('/api/v2/scripts/jg', method => 'GET');
+my @j = map { job_until($_->{headers}{location} || '',
+                        sub { ($_[0]{state} // '') =~ /succeeded|failed/ }, 10) } $r1, $r2;
+my $k = ScriptingGate::Mock::key_stats('jg::');
+html_put('result.txt', "jobs: " . join(' ', map { $_->{state} // 'none' } @j) . "\n"
+         . "upstream: requests=$k->{requests} peak=$k->{peak_in_flight}\n");
+--- request
+GET /result.txt
+--- response_body
+jobs: succeeded succeeded
+upstream: requests=3 peak=1
+--- timeout: 20

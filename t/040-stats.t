@@ -244,7 +244,7 @@ http_get('/status-reset', method => 'DELETE');
 --- request
 GET /status
 --- response_body_like chomp
-"a":\{"passed":0,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,
+^(?=.*"a":\{"passed":0,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,)(?=.*"c":\{"passed":0,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,)
 
 
 

@@ -677,3 +677,23 @@ POST /api/v2/scripts/ptr/export
 {"a/b": "slash", "a~b": "no", "a~1b": "no", "~c": "tilde", "/c": "no", "~1": "both", "/1": "no", "list": [{}, {"/": "deep", "~": "no"}]}
 --- response_headers
 X-Vars: slash=[slash] tilde=[tilde] both=[both] deep=[deep]
+
+
+
+=== TEST 18: a JSON string holding LF alone gives an empty variable too
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        set $script_key "$script_id:$vid";
+        scripting_gate zone=s limit=2;
+        add_header X-Gate "[$scripting_gate_key]";
+        add_header X-V "[$vid]";
+        proxy_pass http://mock;
+    }
+--- request eval
+"POST /api/v2/scripts/x/export\n" . '{"versionId": "v1\nInjected: yes"}'
+--- response_headers
+X-Gate: [x:]
+X-V: []
+! Injected
+--- error_log
+scripting_json_var: the value at "/versionId" holds CR or LF, the variable is empty
