@@ -8,6 +8,8 @@
 #   make fuzz    the libFuzzer targets of fuzz/, FUZZ_SECONDS each (not in test)
 #   make static  the module built into nginx (--add-module) and its tests run
 #                against that nginx (not in test: it builds all of nginx)
+#   make peer NGINX_TESTS=/path/to/nginx-tests   nginx's own test suite,
+#                plain and with the module injected (tools/peer.sh)
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -23,7 +25,7 @@ DEB_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 
 .PHONY: all deps build test asan valgrind demo demo-stop bench reliability \
-        fuzz static clean
+        fuzz static peer clean
 
 all: build
 
@@ -110,3 +112,25 @@ static: deps build
 fuzz:
 	@sh fuzz/build.sh
 	@sh fuzz/run.sh $(FUZZ_SECONDS)
+
+# nginx's own test suite (a checkout of nginx-tests, or a bare git dir of
+# it; not part of this repository) run plain and with the module in every
+# location holding proxy_pass; PEER_FILES="proxy* ssi*" picks files and
+# PEER_TESTS_REV a commit of nginx-tests; writes build/peer/report.md (the
+# record is bench/PEER.md) and fails when a test passes plain and not with
+# the module
+ifneq ($(filter peer,$(MAKECMDGOALS)),)
+ifeq ($(NGINX_TESTS),)
+$(error make peer needs NGINX_TESTS=/path/to/nginx-tests, a checkout or a bare git dir of https://github.com/nginx/nginx-tests)
+endif
+endif
+
+# Perl modules and a daemon that nginx-tests' files need, or they skip
+PEER_PACKAGES := libio-socket-ssl-perl libprotocol-websocket-perl \
+                 libfcgi-perl libscgi-perl libcache-memcached-perl \
+                 libcache-memcached-fast-perl memcached
+
+peer: deps build
+	@sh tools/deps.sh $(PEER_PACKAGES)
+	@PEER_COMMAND="make peer NGINX_TESTS=$(NGINX_TESTS)" \
+	    bash tools/peer.sh "$(NGINX_TESTS)"
