@@ -14,6 +14,8 @@
 #   make mutants the bugs of tools/mutants.txt planted one at a time, each
 #                against its tests; writes t/MUTANTS.md (not in test: it
 #                takes 20 minutes); MUTANTS=id1,id2 runs those only
+#   make peer NGINX_TESTS=/path/to/nginx-tests   nginx's own test suite,
+#                plain and with the module injected (tools/peer.sh)
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -44,7 +46,7 @@ CFLAGS_MOCK := -O2 -g -Wall -Wextra
 SDK_STAMP   := t/sdk/node_modules/.installed
 
 .PHONY: all deps build-deps deb-deps build deb test asan valgrind demo \
-        demo-stop bench reliability fuzz static mutants clean
+        demo-stop bench reliability fuzz static mutants peer clean
 
 all: build
 
@@ -172,3 +174,25 @@ mutants: deps build
 fuzz:
 	@sh fuzz/build.sh
 	@sh fuzz/run.sh $(FUZZ_SECONDS)
+
+# nginx's own test suite (a checkout of nginx-tests, or a bare git dir of
+# it; not part of this repository) run plain and with the module in every
+# location holding proxy_pass; PEER_FILES="proxy* ssi*" picks files and
+# PEER_TESTS_REV a commit of nginx-tests; writes build/peer/report.md (the
+# record is bench/PEER.md) and fails when a test passes plain and not with
+# the module
+ifneq ($(filter peer,$(MAKECMDGOALS)),)
+ifeq ($(NGINX_TESTS),)
+$(error make peer needs NGINX_TESTS=/path/to/nginx-tests, a checkout or a bare git dir of https://github.com/nginx/nginx-tests)
+endif
+endif
+
+# Perl modules and a daemon that nginx-tests' files need, or they skip
+PEER_PACKAGES := libio-socket-ssl-perl libprotocol-websocket-perl \
+                 libfcgi-perl libscgi-perl libcache-memcached-perl \
+                 libcache-memcached-fast-perl memcached
+
+peer: deps build
+	@sh tools/deps.sh $(PEER_PACKAGES)
+	@PEER_COMMAND="make peer NGINX_TESTS=$(NGINX_TESTS)" \
+	    bash tools/peer.sh "$(NGINX_TESTS)"
