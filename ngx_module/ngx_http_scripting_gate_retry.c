@@ -127,10 +127,16 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_scripting_gate_read_body(r, gr);
+    /*
+     * a body of length 0 is not waited for: an HTTP/2 client may end its
+     * stream later, and the proxy would not wait with request buffering off
+     */
+    if (r->headers_in.content_length_n != 0) {
+        rc = ngx_http_scripting_gate_read_body(r, gr);
 
-    if (rc != NGX_DECLINED) {
-        return rc;
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
     gr->started = ngx_current_msec;

@@ -9,6 +9,7 @@ use ScriptingGate::Util qw(html_put http_get status_json
                            wait_until background reap worker_pids
                            error_log_has);
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
 
 ScriptingGate::Mock::start(delay => 0);
 
@@ -708,3 +709,39 @@ GET /result.txt
 clients: 200 x 4
 waits: 16, all in [90, 230]: yes
 --- timeout: 15
+
+
+
+=== TEST 26: a client that sends its body slowly holds no slot while it comes
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=1 queue=10 queue_timeout=1s;
+        scripting_retry on=429 attempts=3 deadline=10s;
+        add_header X-Gate $scripting_gate_status always;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+# A sends half its body and stalls; B comes meanwhile and must get the slot
+my $a = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                              PeerPort => ScriptingGate::Util::server_port(),
+                              Timeout => 10) or die "connect: $!";
+print $a "POST /api/v2/scripts/slow/export HTTP/1.0\r\nHost: localhost\r\n"
+         . "X-Mock-Echo: 1\r\nContent-Length: 10\r\n\r\n01234";
+sleep 0.2;
+my $b = http_get('/api/v2/scripts/slow');
+print $a "56789";
+local $/;
+my $ares = <$a> // '';
+close $a;
+my ($astatus) = $ares =~ m{^HTTP/1\.\d (\d+)};
+my (undef, $abody) = split /\r\n\r\n/, $ares, 2;
+html_put('result.txt', "B: $b->{status} $b->{headers}{'x-gate'}\n"
+                       . "A: $astatus " . ($abody // '') . "\n");
+--- request
+GET /result.txt
+--- response_body
+B: 200 PASSED
+A: 200 0123456789
+--- timeout: 10

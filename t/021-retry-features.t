@@ -173,6 +173,7 @@ upstream: 3
         proxy_cache_key $arg_k;
         proxy_cache_valid any 1m;
         add_header X-Cache $upstream_cache_status always;
+        add_header X-Retries $scripting_retry_count always;
         proxy_pass http://raw;
     }
 --- init
@@ -188,7 +189,8 @@ my $miss = http_get('/t/cf3/429,200?k=b');
 $stored->('b');
 my $hit = http_get('/t/cf3/429,200?k=b');
 html_put('result.txt', join '',
-    "cached 429: $cached->{status} $cached->{headers}{'x-cache'} upstream ",
+    "cached 429: $cached->{status} $cached->{headers}{'x-cache'}",
+        " retries $cached->{headers}{'x-retries'} upstream ",
         ScriptingGate::Raw::count('/t/cf2/200'), "\n",
     "retried: $miss->{status} $miss->{headers}{'x-cache'}\n",
     "again: $hit->{status} $hit->{headers}{'x-cache'} $hit->{content}\n",
@@ -196,7 +198,7 @@ html_put('result.txt', join '',
 --- request
 GET /result.txt
 --- response_body
-cached 429: 429 HIT upstream 0
+cached 429: 429 HIT retries 0 upstream 0
 retried: 200 MISS
 again: 200 HIT 0123456789abcdefghij
 upstream: 2
