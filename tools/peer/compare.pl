@@ -140,7 +140,7 @@ my @groups = map {
     $re =~ s/\?/./g;
     [$g, qr/^$re$/]
 } split ' ', $ENV{PEER_GROUPS} || '';
-my (%group, %skipped, %states);
+my (%group, %skipped, %stopped, %states);
 
 my (@rows, @details);
 my %tot = map { $_ => 0 } qw/plain module planned lost flaky gained
@@ -197,6 +197,17 @@ for my $f (@files) {
     for my $st (qw/pass fail skip todo/) {
         $states{plain}{$st} += count($p, $st);
         $states{module}{$st} += count($m, $st);
+    }
+
+    if ($p && $p->{plan} =~ /^\d+$/ && $p->{plan} > 0
+        && keys %{$p->{tests}} < $p->{plan})
+    {
+        # the file died before its plan: nginx did not start, most often
+        my ($why) = grep { !/^\s/ } @{$p->{notes}};
+        $why //= 'no message';
+        $why =~ s!/\S*/nginx-test-[^/\s"]+/!TESTDIR/!g;
+        $why =~ s/:\d+$//;
+        push @{$stopped{$why}}, $f;
     }
 
     if ($p && defined $p->{skipall} && $pc == 0) {
@@ -285,8 +296,22 @@ for my $m (qw/plain module/) {
     printf "- test lines %s: %s\n", $m eq 'plain' ? 'plain' : 'with the module',
         join ', ', map { "$states{$m}{$_} $_" } qw/pass fail skip todo/;
 }
+printf "- files that stopped before their plan's end on plain nginx: %d\n",
+    scalar map { @$_ } values %stopped;
 printf "- LOST: %d, flaky: %d, GAINED: %d\n", $tot{lost}, $tot{flaky},
     $tot{gained};
+
+if (%stopped) {
+    print "\n## Files that stopped early on plain nginx, by their first message\n\n";
+    print "The tests these files did not reach plain are not compared.\n\n";
+    for my $why (sort { @{$stopped{$b}} <=> @{$stopped{$a}} || $a cmp $b }
+                 keys %stopped)
+    {
+        my @f = @{$stopped{$why}};
+        printf "- %s (%d): %s\n", $why, scalar @f,
+            join(' ', map { s/\.t$//r } @f);
+    }
+}
 
 if (%skipped) {
     print "\n## Files skipped whole on plain nginx, by reason\n\n";
