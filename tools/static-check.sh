@@ -30,9 +30,12 @@ fi
 [ $rc -eq 0 ] || exit $rc
 cd "$SRC"
 
-if [ ! -f "$OUT/objs/Makefile" ] || [ "$ROOT/config" -nt "$OUT/objs/Makefile" ]
+if [ ! -f "$OUT/objs/Makefile" ] || [ "$ROOT/config" -nt "$OUT/objs/Makefile" ] \
+   || [ "$ROOT/tools/static-check.sh" -nt "$OUT/objs/Makefile" ]
 then
+    # sub_filter: t/021 retries in front of it
     ./configure --with-compat --builddir="$OUT/objs" \
+        --with-http_sub_module \
         --with-cc-opt="-g -O1 -Werror" --add-module="$ROOT" \
         > "$OUT/configure.log" 2>&1 \
         || { tail -30 "$OUT/configure.log"; exit 1; }
