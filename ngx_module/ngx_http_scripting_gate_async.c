@@ -11,8 +11,8 @@
  * the worker that accepted it and lives in a pool of its own: it holds a
  * copy of the method, URI, headers (not those of the connection) and body,
  * and goes through the same gate key, queue and retry policy as a
- * synchronous request of the location, with the gate's dealings
- * (ngx_http_scripting_gate_req_t) of its own.  Each attempt is a libcurl
+ * synchronous request of the location, with a gate (the gate API) and
+ * retries of its own.  Each attempt is a libcurl
  * transfer on the worker's multi handle, driven by nginx's events
  * (curl.c).  A gate that refuses a job (queue full, queue timeout) only
  * delays it: a job has the patience its client was spared, up to its
@@ -43,12 +43,13 @@ typedef struct {
 typedef struct {
     ngx_http_scripting_gate_curl_t        curl;     /* the upstream */
     ngx_http_scripting_gate_curl_t        cb;       /* the callback */
-    ngx_http_scripting_gate_req_t         gr;       /* the gate */
+    ngx_http_scripting_gate_t             gate;
+    ngx_http_scripting_gate_retry_t       rt;
     ngx_queue_t                           queue;
     ngx_pool_t                           *pool;
     ngx_log_t                            *log;
     ngx_http_scripting_gate_jobs_zone_t  *jz;
-    ngx_http_scripting_gate_loc_conf_t   *glcf;
+    ngx_http_scripting_gate_retry_conf_t *rlcf;
     ngx_http_scripting_gate_async_conf_t *acf;
     u_char                   id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
     ngx_uint_t                            method;
@@ -65,6 +66,7 @@ typedef struct {
     ngx_event_t                           timeout;  /* not cancelable */
     ngx_event_t                           wait;     /* a gate that refused */
     ngx_event_t                           cb_wait;
+    ngx_event_t                           retry;    /* a backoff */
     unsigned                              too_big:1;
     unsigned                              finished:1;
 } ngx_http_scripting_gate_run_t;
@@ -87,7 +89,7 @@ static ngx_int_t ngx_http_scripting_gate_async_error(ngx_http_request_t *r,
 static void ngx_http_scripting_gate_async_attempt(
     ngx_http_scripting_gate_run_t *run);
 static void ngx_http_scripting_gate_async_granted(
-    ngx_http_scripting_gate_req_t *gr, ngx_int_t rc);
+    ngx_http_scripting_gate_t *g, ngx_int_t rc);
 static void ngx_http_scripting_gate_async_refused(
     ngx_http_scripting_gate_run_t *run);
 static void ngx_http_scripting_gate_async_wait_handler(ngx_event_t *ev);
@@ -119,6 +121,79 @@ static ngx_int_t ngx_http_scripting_gate_async_retry_after(
     ngx_http_scripting_gate_run_t *run, ngx_msec_t *ms);
 static void ngx_http_scripting_gate_async_shutdown_check(ngx_event_t *ev);
 static void ngx_http_scripting_gate_async_abandon(ngx_str_t *reason);
+static ngx_uint_t ngx_http_scripting_gate_async_seen(ngx_http_request_t *r,
+    ngx_uint_t mark);
+static void ngx_http_scripting_gate_async_seen_cleanup(void *data);
+static ngx_uint_t ngx_http_scripting_gate_async_defer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_async_rewrite_handler(
+    ngx_http_request_t *r);
+static void *ngx_http_scripting_gate_async_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_scripting_gate_async_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_scripting_gate_async_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_scripting_gate_async_init(ngx_conf_t *cf);
+static void ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_scripting_gate_async_commands[] = {
+
+    { ngx_string("scripting_async_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_scripting_gate_async_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("scripting_async"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_scripting_gate_async,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("scripting_async_jobs"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_scripting_gate_async_jobs,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_scripting_gate_async_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_scripting_gate_async_init,    /* postconfiguration */
+
+    ngx_http_scripting_gate_async_create_main_conf, /* create main conf */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_scripting_gate_async_create_loc_conf, /* create location conf */
+    ngx_http_scripting_gate_async_merge_loc_conf   /* merge location conf */
+};
+
+
+ngx_module_t  ngx_http_scripting_gate_async_module = {
+    NGX_MODULE_V1,
+    &ngx_http_scripting_gate_async_module_ctx, /* module context */
+    ngx_http_scripting_gate_async_commands, /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_scripting_gate_jobs_init_process, /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_scripting_gate_async_exit_process, /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_scripting_gate_defer_pt  ngx_http_scripting_gate_next_defer;
 
 
 static ngx_queue_t  ngx_http_scripting_gate_runs;
@@ -151,21 +226,21 @@ static ngx_str_t  ngx_http_scripting_gate_hop_by_hop_headers[] = {
 char *
 ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
+    ngx_http_scripting_gate_async_loc_conf_t *alcf = conf;
 
     u_char                                *p, *last;
     ngx_str_t                             *value, s, *prefix;
     ngx_uint_t                             i;
     ngx_http_scripting_gate_async_conf_t  *acf;
 
-    if (glcf->async != NGX_CONF_UNSET_PTR) {
+    if (alcf->async != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        glcf->async = NULL;
+        alcf->async = NULL;
         return NGX_CONF_OK;
     }
 
@@ -297,19 +372,101 @@ ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    glcf->async = acf;
+    alcf->async = acf;
 
     return NGX_CONF_OK;
 }
 
 
-ngx_int_t
+static void *
+ngx_http_scripting_gate_async_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool,
+                       sizeof(ngx_http_scripting_gate_async_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&amcf->jobs_zones, cf->pool, 1, sizeof(void *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return amcf;
+}
+
+
+static void *
+ngx_http_scripting_gate_async_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_scripting_gate_async_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool,
+                       sizeof(ngx_http_scripting_gate_async_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->jobs = NULL;
+     */
+
+    conf->async = NGX_CONF_UNSET_PTR;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_scripting_gate_async_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_scripting_gate_async_loc_conf_t *prev = parent;
+    ngx_http_scripting_gate_async_loc_conf_t *conf = child;
+
+    ngx_conf_merge_ptr_value(conf->async, prev->async, NULL);
+
+    return NGX_CONF_OK;
+}
+
+
+/* a location that answers for itself (stats, jobs) takes no submissions */
+
+void
+ngx_http_scripting_gate_async_off(ngx_conf_t *cf)
+{
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
+
+    alcf = ngx_http_conf_get_module_loc_conf(cf,
+                                         ngx_http_scripting_gate_async_module);
+
+    if (alcf->async == NGX_CONF_UNSET_PTR) {
+        alcf->async = NULL;
+    }
+}
+
+
+static ngx_int_t
 ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_scripting_gate_async_rewrite_handler;
+
+    /* registered after the retry's: a submission is taken before a retry */
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {
@@ -318,7 +475,79 @@ ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
 
     *h = ngx_http_scripting_gate_async_handler;
 
+    ngx_http_scripting_gate_next_defer = ngx_http_scripting_gate_defer;
+    ngx_http_scripting_gate_defer = ngx_http_scripting_gate_async_defer;
+
     return NGX_OK;
+}
+
+
+/* the body of a submission is read early for scripting_json_var */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
+
+    if (alcf->async == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_scripting_gate_read_json_body(r);
+}
+
+
+/* the gate leaves a submission to its job */
+
+static ngx_uint_t
+ngx_http_scripting_gate_async_defer(ngx_http_request_t *r)
+{
+    if (ngx_http_scripting_gate_async_wanted(r)) {
+        return 1;
+    }
+
+    return ngx_http_scripting_gate_next_defer
+           ? ngx_http_scripting_gate_next_defer(r) : 0;
+}
+
+
+/*
+ * Whether the request was answered already (mark 0), or marks it so
+ * (mark 1; 1 on an error): a pool cleanup survives internal redirects.
+ */
+
+static ngx_uint_t
+ngx_http_scripting_gate_async_seen(ngx_http_request_t *r, ngx_uint_t mark)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_scripting_gate_async_seen_cleanup) {
+            return 1;
+        }
+    }
+
+    if (!mark) {
+        return 0;
+    }
+
+    cln = ngx_pool_cleanup_add(r->main->pool, 0);
+    if (cln == NULL) {
+        return 1;
+    }
+
+    cln->handler = ngx_http_scripting_gate_async_seen_cleanup;
+
+    return 0;
+}
+
+
+static void
+ngx_http_scripting_gate_async_seen_cleanup(void *data)
+{
+    /* a mark only */
 }
 
 
@@ -331,15 +560,15 @@ ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r)
     ngx_uint_t                           i;
     ngx_list_part_t                     *part;
     ngx_table_elt_t                     *h;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
     if (r != r->main) {
         return 0;
     }
 
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
 
-    if (glcf->async == NULL) {
+    if (alcf->async == NULL) {
         return 0;
     }
 
@@ -415,13 +644,13 @@ ngx_http_scripting_gate_hop_by_hop(ngx_str_t *name)
 static ngx_int_t
 ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
 {
-    u_char                              *p;
-    ngx_int_t                            rc;
-    ngx_str_t                            callback, body, prefix, reason;
-    ngx_table_elt_t                     *h, *pa, *loc;
-    ngx_http_scripting_gate_req_t       *gr;
-    ngx_http_scripting_gate_run_t       *run;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
+    u_char                                    *p;
+    ngx_int_t                                  rc;
+    ngx_str_t                                  callback, body, prefix;
+    ngx_str_t                                  reason;
+    ngx_table_elt_t                           *h, *pa, *loc;
+    ngx_http_scripting_gate_run_t             *run;
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
     static ngx_str_t  empty = ngx_null_string;
     static ngx_str_t  callback_url = ngx_string("Callback-Url");
@@ -430,31 +659,28 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
 
-    gr = ngx_http_scripting_gate_get_req(r, 1);
-    if (gr == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (gr->started) {
+    if (ngx_http_scripting_gate_async_seen(r, 0)) {
         /* answered already: an internal redirect brought it back */
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_scripting_gate_read_body(r, gr);
+    rc = ngx_http_scripting_gate_read_body(r);
 
     if (rc != NGX_DECLINED) {
         return rc;
     }
 
-    gr->started = ngx_current_msec;
+    if (ngx_http_scripting_gate_async_seen(r, 1)) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     h = ngx_http_scripting_gate_header_in(r, &callback_url);
     callback = h ? h->value : empty;
 
     if (callback.len) {
-        if (ngx_http_scripting_gate_async_callback_allowed(r, glcf->async,
+        if (ngx_http_scripting_gate_async_callback_allowed(r, alcf->async,
                                                            &callback)
             != NGX_OK)
         {
@@ -466,7 +692,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
         }
     }
 
-    run = ngx_http_scripting_gate_async_run(r, glcf->async, &callback);
+    run = ngx_http_scripting_gate_async_run(r, alcf->async, &callback);
 
     if (run == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -485,7 +711,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
      * got no 202
      */
 
-    prefix = glcf->async->jobs_uri;
+    prefix = alcf->async->jobs_uri;
 
     rc = ngx_http_scripting_gate_job_json(r->pool, run->jz, run->id, &prefix,
                                           &body, NULL);
@@ -522,7 +748,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "scripting async: job %*s accepted, key \"%V\"",
                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
-                  &run->gr.key);
+                  &run->gate.key);
 
     /* the run may be gone after this */
     ngx_http_scripting_gate_async_attempt(run);
@@ -620,13 +846,10 @@ static ngx_http_scripting_gate_run_t *
 ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *callback)
 {
-    ngx_int_t                            rc;
-    ngx_str_t                            key, method, uri;
-    ngx_pool_t                          *pool;
-    ngx_http_scripting_gate_run_t       *run;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
-
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    ngx_int_t                       rc;
+    ngx_str_t                       key, method, uri;
+    ngx_pool_t                     *pool;
+    ngx_http_scripting_gate_run_t  *run;
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
@@ -642,32 +865,33 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     run->pool = pool;
     run->log = ngx_cycle->log;
     run->jz = acf->jobs->data;
-    run->glcf = glcf;
+    run->rlcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_retry_module);
     run->acf = acf;
     run->method = r->method;
     run->started = ngx_current_msec;
 
-    run->gr.log = run->log;
-    run->gr.started = run->started;
+    run->gate.log = run->log;
+    run->gate.data = run;
+    run->rt.log = run->log;
+    run->rt.started = run->started;
 
-    if (glcf->shm_zone) {
-        rc = ngx_http_scripting_gate_prepare(r, &run->gr);
+    rc = ngx_http_scripting_gate_prepare(r, &run->gate);
 
-        if (rc == NGX_ERROR) {
+    if (rc == NGX_ERROR) {
+        goto failed;
+    }
+
+    if (rc == NGX_OK) {
+        run->rt.gate = &run->gate;
+
+        /* the key was evaluated in the request's pool */
+        key.data = ngx_pstrdup(pool, &run->gate.key);
+        if (key.data == NULL) {
             goto failed;
         }
 
-        if (rc == NGX_OK) {
-            run->gr.gated = 1;
-
-            /* the key was evaluated in the request's pool */
-            key.data = ngx_pstrdup(pool, &run->gr.key);
-            if (key.data == NULL) {
-                goto failed;
-            }
-
-            run->gr.key.data = key.data;
-        }
+        run->gate.key.data = key.data;
     }
 
     if (ngx_http_scripting_gate_async_copy_request(r, run) != NGX_OK) {
@@ -683,7 +907,7 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
         run->callback.len = callback->len;
     }
 
-    key = run->gr.key;
+    key = run->gate.key;
     method = r->method_name;
     uri = r->unparsed_uri;
 
@@ -716,8 +940,8 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
         ngx_add_timer(&ngx_http_scripting_gate_shutdown_event, 1000);
     }
 
-    if (glcf->retry) {
-        ngx_http_scripting_gate_retry_count(&run->gr);
+    if (run->rlcf->policy) {
+        ngx_http_scripting_gate_retry_count(&run->rt);
     }
 
     run->timeout.handler = ngx_http_scripting_gate_async_timeout_handler;
@@ -729,9 +953,9 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     run->wait.data = run;
     run->wait.log = run->log;
 
-    run->gr.retry_event.handler = ngx_http_scripting_gate_async_retry_handler;
-    run->gr.retry_event.data = run;
-    run->gr.retry_event.log = run->log;
+    run->retry.handler = ngx_http_scripting_gate_async_retry_handler;
+    run->retry.data = run;
+    run->retry.log = run->log;
 
     return run;
 
@@ -1022,15 +1246,15 @@ ngx_http_scripting_gate_async_attempt(ngx_http_scripting_gate_run_t *run)
 {
     ngx_int_t  rc;
 
-    if (!run->gr.gated) {
+    if (run->rt.gate == NULL) {
         ngx_http_scripting_gate_async_send_attempt(run);
         return;
     }
 
-    run->gr.retry = (run->gr.retries > 0);
-    run->gr.status = NGX_HTTP_SCRIPTING_GATE_NONE;
+    run->gate.retry = (run->rt.retries > 0);
+    run->gate.status = NGX_HTTP_SCRIPTING_GATE_NONE;
 
-    rc = ngx_http_scripting_gate_acquire(&run->gr);
+    rc = ngx_http_scripting_gate_acquire(&run->gate);
 
     switch (rc) {
 
@@ -1039,7 +1263,7 @@ ngx_http_scripting_gate_async_attempt(ngx_http_scripting_gate_run_t *run)
         return;
 
     case NGX_AGAIN:
-        run->gr.handler = ngx_http_scripting_gate_async_granted;
+        run->gate.handler = ngx_http_scripting_gate_async_granted;
         return;
 
     default:
@@ -1049,13 +1273,12 @@ ngx_http_scripting_gate_async_attempt(ngx_http_scripting_gate_run_t *run)
 
 
 static void
-ngx_http_scripting_gate_async_granted(ngx_http_scripting_gate_req_t *gr,
+ngx_http_scripting_gate_async_granted(ngx_http_scripting_gate_t *g,
     ngx_int_t rc)
 {
     ngx_http_scripting_gate_run_t  *run;
 
-    run = (ngx_http_scripting_gate_run_t *)
-              ((u_char *) gr - offsetof(ngx_http_scripting_gate_run_t, gr));
+    run = g->data;
 
     if (rc == NGX_OK) {
         ngx_http_scripting_gate_async_send_attempt(run);
@@ -1073,13 +1296,13 @@ ngx_http_scripting_gate_async_refused(ngx_http_scripting_gate_run_t *run)
 {
     ngx_msec_t  delay;
 
-    if (run->glcf->dry_run) {
+    if (run->gate.dry_run) {
         /* as a request in dry run: on, without a slot */
         ngx_http_scripting_gate_async_send_attempt(run);
         return;
     }
 
-    delay = ngx_max(run->gr.retry_after, 100);
+    delay = ngx_max(run->gate.retry_after, 100);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, run->log, 0,
                    "scripting async: job %*s waits for the gate",
@@ -1108,10 +1331,8 @@ ngx_http_scripting_gate_async_send_attempt(ngx_http_scripting_gate_run_t *run)
     run->resp_headers.len = 0;
     run->resp_body.len = 0;
 
-    if (run->gr.retries && run->gr.ticket) {
-        (void) ngx_atomic_fetch_add(&run->gr.zone->sh->counters.retries, 1);
-        (void) ngx_atomic_fetch_add(&run->gr.ticket->node->counters.retries,
-                                    1);
+    if (run->rt.retries && run->rt.gate) {
+        ngx_http_scripting_gate_retried(run->rt.gate);
     }
 
     ngx_http_scripting_gate_job_running(run->jz, run->id, run->attempts, 0);
@@ -1124,7 +1345,7 @@ ngx_http_scripting_gate_async_send_attempt(ngx_http_scripting_gate_run_t *run)
                              ? run->acf->timeout - elapsed : 1));
 
     if (ngx_http_scripting_gate_curl_add(&run->curl, run->log) != NGX_OK) {
-        ngx_http_scripting_gate_release(&run->gr);
+        ngx_http_scripting_gate_release(&run->gate);
         ngx_str_set(&reason, "the request could not be started");
         ngx_http_scripting_gate_async_finish(run,
                                              NGX_HTTP_SCRIPTING_GATE_JOB_FAILED,
@@ -1154,7 +1375,7 @@ ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
     }
 
     if (run->too_big) {
-        ngx_http_scripting_gate_release(&run->gr);
+        ngx_http_scripting_gate_release(&run->gate);
 
         p = ngx_pnalloc(run->pool, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN);
         if (p == NULL) {
@@ -1187,19 +1408,19 @@ ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
                       (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
                       run->attempts, curl_easy_strerror(code));
 
-    } else if (run->glcf->retry_after) {
+    } else if (run->rlcf->retry_after) {
         rc = ngx_http_scripting_gate_async_retry_after(run, &ra);
     }
 
-    ngx_http_scripting_gate_upstream_answer(&run->gr, run->glcf, status, rc,
-                                            ra);
-    ngx_http_scripting_gate_release(&run->gr);
+    ngx_http_scripting_gate_retry_answer(&run->gate, run->rlcf, status, rc,
+                                         ra);
+    ngx_http_scripting_gate_release(&run->gate);
 
-    if (ngx_http_scripting_gate_retry_next(&run->gr, run->glcf, status,
+    if (ngx_http_scripting_gate_retry_next(&run->rt, run->rlcf, status,
                                            run->method, rc, ra)
         == NGX_OK)
     {
-        run->gr.retries++;
+        run->rt.retries++;
 
         /* the answer that is retried shows while the job waits */
         ngx_http_scripting_gate_job_running(run->jz, run->id, run->attempts,
@@ -1208,9 +1429,9 @@ ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, run->log, 0,
                        "scripting async: job %*s, retry in %M ms",
                        (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
-                       run->gr.delay);
+                       run->rt.delay);
 
-        ngx_add_timer(&run->gr.retry_event, run->gr.delay);
+        ngx_add_timer(&run->retry, run->rt.delay);
         return;
     }
 
@@ -1273,7 +1494,7 @@ ngx_http_scripting_gate_async_timeout_handler(ngx_event_t *ev)
     }
 
     ngx_http_scripting_gate_curl_remove(&run->curl);
-    ngx_http_scripting_gate_release(&run->gr);
+    ngx_http_scripting_gate_release(&run->gate);
 
     p = ngx_pnalloc(run->pool, NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN);
     if (p == NULL) {
@@ -1323,11 +1544,11 @@ ngx_http_scripting_gate_async_finish(ngx_http_scripting_gate_run_t *run,
         ngx_del_timer(&run->wait);
     }
 
-    if (run->gr.retry_event.timer_set) {
-        ngx_del_timer(&run->gr.retry_event);
+    if (run->retry.timer_set) {
+        ngx_del_timer(&run->retry);
     }
 
-    ngx_http_scripting_gate_retry_done(&run->gr);
+    ngx_http_scripting_gate_retry_done(&run->rt);
 
     if (run->callback.len == 0) {
         ngx_http_scripting_gate_async_destroy(run);
@@ -1501,8 +1722,8 @@ ngx_http_scripting_gate_async_destroy(ngx_http_scripting_gate_run_t *run)
 {
     ngx_http_scripting_gate_curl_remove(&run->curl);
     ngx_http_scripting_gate_curl_remove(&run->cb);
-    ngx_http_scripting_gate_release(&run->gr);
-    ngx_http_scripting_gate_retry_done(&run->gr);
+    ngx_http_scripting_gate_release(&run->gate);
+    ngx_http_scripting_gate_retry_done(&run->rt);
 
     if (run->timeout.timer_set) {
         ngx_del_timer(&run->timeout);
@@ -1516,8 +1737,8 @@ ngx_http_scripting_gate_async_destroy(ngx_http_scripting_gate_run_t *run)
         ngx_del_timer(&run->cb_wait);
     }
 
-    if (run->gr.retry_event.timer_set) {
-        ngx_del_timer(&run->gr.retry_event);
+    if (run->retry.timer_set) {
+        ngx_del_timer(&run->retry);
     }
 
     if (run->curl.easy) {
@@ -1615,7 +1836,7 @@ ngx_http_scripting_gate_async_abandon(ngx_str_t *reason)
 
 /* the worker exits (nginx stopped, or a worker_shutdown_timeout ran out) */
 
-void
+static void
 ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle)
 {
     ngx_str_t  reason;

@@ -8,7 +8,9 @@
 #define _NGX_HTTP_SCRIPTING_GATE_ASYNC_H_INCLUDED_
 
 
-#include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate.h"
+#include "ngx_http_scripting_gate_retry.h"
+#include "ngx_http_scripting_gate_util.h"
 
 
 #define NGX_HTTP_SCRIPTING_GATE_JOB_QUEUED      0
@@ -25,6 +27,12 @@
 /* 128 random bits, in hex */
 #define NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN      32
 #define NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN  128
+
+
+typedef struct ngx_http_scripting_gate_jobs_zone_s
+    ngx_http_scripting_gate_jobs_zone_t;
+typedef struct ngx_http_scripting_gate_async_conf_s
+    ngx_http_scripting_gate_async_conf_t;
 
 
 /* a job in shared memory; its strings follow it in the same allocation */
@@ -92,6 +100,21 @@ struct ngx_http_scripting_gate_async_conf_s {
 };
 
 
+/* the async module's configuration */
+typedef struct {
+    ngx_array_t                            jobs_zones; /* ..._jobs_zone_t * */
+} ngx_http_scripting_gate_async_main_conf_t;
+
+
+typedef struct {
+    ngx_http_scripting_gate_async_conf_t  *async;      /* scripting_async */
+    ngx_shm_zone_t                        *jobs;       /* the jobs endpoint */
+} ngx_http_scripting_gate_async_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_scripting_gate_async_module;
+
+
 /* jobs: the store in shared memory and the jobs endpoint */
 char *ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -127,8 +150,7 @@ char *ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_uint_t ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r);
 ngx_uint_t ngx_http_scripting_gate_hop_by_hop(ngx_str_t *name);
-ngx_int_t ngx_http_scripting_gate_async_init(ngx_conf_t *cf);
-void ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle);
+void ngx_http_scripting_gate_async_off(ngx_conf_t *cf);
 
 
 #endif /* _NGX_HTTP_SCRIPTING_GATE_ASYNC_H_INCLUDED_ */

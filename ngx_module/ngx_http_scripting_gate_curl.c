@@ -16,7 +16,7 @@
  */
 
 
-#include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_async.h"
 #include "ngx_http_scripting_gate_curl.h"
 
 

@@ -77,7 +77,7 @@ char *
 ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_scripting_gate_main_conf_t *gmcf = conf;
+    ngx_http_scripting_gate_async_main_conf_t *amcf = conf;
 
     ssize_t                               size, zone_size;
     ngx_int_t                             n;
@@ -187,7 +187,7 @@ ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     shm_zone->data = jz;
     jz->shm_zone = shm_zone;
 
-    jzp = ngx_array_push(&gmcf->jobs_zones);
+    jzp = ngx_array_push(&amcf->jobs_zones);
     if (jzp == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -572,19 +572,19 @@ ngx_int_t
 ngx_http_scripting_gate_jobs_init_process(ngx_cycle_t *cycle)
 {
     ngx_event_t                          *ev;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
 
-    gmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_scripting_gate_module);
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                         ngx_http_scripting_gate_async_module);
 
-    if (gmcf == NULL
-        || gmcf->jobs_zones.nelts == 0
+    if (amcf == NULL
+        || amcf->jobs_zones.nelts == 0
         || ngx_process != NGX_PROCESS_WORKER)
     {
         return NGX_OK;
     }
 
-    ngx_http_scripting_gate_jobs_zones = &gmcf->jobs_zones;
+    ngx_http_scripting_gate_jobs_zones = &amcf->jobs_zones;
 
     ev = &ngx_http_scripting_gate_jobs_sweep_event;
     ev->handler = ngx_http_scripting_gate_jobs_sweep;
@@ -767,9 +767,9 @@ ngx_http_scripting_gate_job_json(ngx_pool_t *pool,
     /* a key or a URI may have any bytes: shown as valid UTF-8 */
 
     if (p == NULL
-        || ngx_http_scripting_gate_stats_utf8(pool, &key, 1) != NGX_OK
-        || ngx_http_scripting_gate_stats_utf8(pool, &uri, 0) != NGX_OK
-        || ngx_http_scripting_gate_stats_utf8(pool, &method, 0) != NGX_OK)
+        || ngx_http_scripting_gate_utf8(pool, &key, 1) != NGX_OK
+        || ngx_http_scripting_gate_utf8(pool, &uri, 0) != NGX_OK
+        || ngx_http_scripting_gate_utf8(pool, &method, 0) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -934,14 +934,14 @@ char *
 ngx_http_scripting_gate_async_jobs(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
+    ngx_http_scripting_gate_async_loc_conf_t *alcf = conf;
 
     ngx_str_t                 *value, name;
     ngx_http_core_loc_conf_t  *clcf;
 
     value = cf->args->elts;
 
-    if (glcf->jobs) {
+    if (alcf->jobs) {
         return "is duplicate";
     }
 
@@ -954,8 +954,8 @@ ngx_http_scripting_gate_async_jobs(ngx_conf_t *cf, ngx_command_t *cmd,
     name.data = value[1].data + 5;
     name.len = value[1].len - 5;
 
-    glcf->jobs = ngx_http_scripting_gate_jobs_zone(cf, &name);
-    if (glcf->jobs == NULL) {
+    alcf->jobs = ngx_http_scripting_gate_jobs_zone(cf, &name);
+    if (alcf->jobs == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -963,8 +963,8 @@ ngx_http_scripting_gate_async_jobs(ngx_conf_t *cf, ngx_command_t *cmd,
     clcf->handler = ngx_http_scripting_gate_jobs_handler;
 
     /* the endpoint does not inherit scripting_async: a poll is no job */
-    if (glcf->async == NGX_CONF_UNSET_PTR) {
-        glcf->async = NULL;
+    if (alcf->async == NGX_CONF_UNSET_PTR) {
+        alcf->async = NULL;
     }
 
     return NGX_CONF_OK;
@@ -984,7 +984,7 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
     ngx_int_t                            rc;
     ngx_str_t                            body, prefix;
     ngx_uint_t                           result, state;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
     static ngx_str_t  not_found = ngx_string(
         "{\"message\":\"no such job\",\"code\":\"not.found\",\"status\":404}");
@@ -998,7 +998,7 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
 
     end = r->uri.data + r->uri.len;
     result = 0;
@@ -1029,13 +1029,13 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
     }
 
     if (result) {
-        return ngx_http_scripting_gate_jobs_result(r, glcf->jobs->data, id);
+        return ngx_http_scripting_gate_jobs_result(r, alcf->jobs->data, id);
     }
 
     prefix.data = r->uri.data;
     prefix.len = id - r->uri.data;
 
-    rc = ngx_http_scripting_gate_job_json(r->pool, glcf->jobs->data, id,
+    rc = ngx_http_scripting_gate_job_json(r->pool, alcf->jobs->data, id,
                                           &prefix, &body, &state);
 
     if (rc == NGX_DECLINED) {

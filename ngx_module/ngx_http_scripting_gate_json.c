@@ -14,6 +14,7 @@
 
 
 #include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_util.h"
 #include <jansson.h>
 
 
@@ -281,7 +282,7 @@ ngx_http_scripting_gate_json_body(ngx_http_request_t *r)
     ngx_buf_t                      *b;
     ngx_chain_t                    *cl;
     json_error_t                    err;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
     r = r->main;
 
@@ -290,16 +291,16 @@ ngx_http_scripting_gate_json_body(ngx_http_request_t *r)
         return NULL;
     }
 
-    gr = ngx_http_scripting_gate_get_req(r, 1);
-    if (gr == NULL) {
+    ctx = ngx_http_scripting_gate_get_ctx(r, 1);
+    if (ctx == NULL) {
         return NULL;
     }
 
-    if (gr->json_parsed) {
-        return gr->json;
+    if (ctx->json_parsed) {
+        return ctx->json;
     }
 
-    gr->json_parsed = 1;
+    ctx->json_parsed = 1;
 
     len = 0;
 
@@ -354,16 +355,16 @@ ngx_http_scripting_gate_json_body(ngx_http_request_t *r)
     }
 
     ngx_http_scripting_gate_json_use_pool(r->pool);
-    gr->json = json_loadb((char *) data, (size_t) len, 0, &err);
+    ctx->json = json_loadb((char *) data, (size_t) len, 0, &err);
     ngx_http_scripting_gate_json_use_pool(NULL);
 
-    if (gr->json == NULL) {
+    if (ctx->json == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "scripting_json_var: request body is not JSON: %s "
                       "at byte %d", err.text, err.position);
     }
 
-    return gr->json;
+    return ctx->json;
 }
 
 

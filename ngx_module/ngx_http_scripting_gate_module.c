@@ -2,14 +2,17 @@
 /*
  * Copyright (C) nginx-scripting-gate authors
  *
- * The module: directives, the request path of the gate (rewrite phase for
- * bodies that keys are read from, preaccess phase for the gate itself),
- * local rejections, and the variables.
+ * The gate module: scripting_gate_zone, scripting_gate and their kin, the
+ * request path of the gate (rewrite phase for bodies that keys are read
+ * from, preaccess phase for the gate itself), local rejections, the
+ * variables, and the gate API's request side (gate.h) for the other
+ * modules of the .so.
  */
 
 
 #include "ngx_http_scripting_gate_module.h"
-#include "ngx_http_scripting_gate_async.h"
+#include "ngx_http_scripting_gate_shm.h"
+#include "ngx_http_scripting_gate_util.h"
 #include <ngx_md5.h>
 
 
@@ -18,7 +21,7 @@ static ngx_int_t ngx_http_scripting_gate_rewrite_handler(
 static void ngx_http_scripting_gate_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_preaccess_handler(
     ngx_http_request_t *r);
-static void ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
+static void ngx_http_scripting_gate_resume(ngx_http_scripting_gate_t *g,
     ngx_int_t rc);
 static ngx_int_t ngx_http_scripting_gate_header_filter(ngx_http_request_t *r);
 static void ngx_http_scripting_gate_cleanup(void *data);
@@ -26,7 +29,7 @@ static ngx_int_t ngx_http_scripting_gate_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_scripting_gate_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_scripting_gate_number_variable(
+static ngx_int_t ngx_http_scripting_gate_wait_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_scripting_gate_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf);
@@ -36,8 +39,6 @@ static char *ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_scripting_gate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_scripting_gate_retry_after(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_scripting_gate_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_scripting_gate_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_scripting_gate_init_process(ngx_cycle_t *cycle);
@@ -113,48 +114,6 @@ static ngx_command_t  ngx_http_scripting_gate_commands[] = {
       0,
       NULL },
 
-    { ngx_string("scripting_retry"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
-      ngx_http_scripting_gate_retry,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("scripting_retry_after"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
-      ngx_http_scripting_gate_retry_after,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("scripting_gate_stats"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
-      ngx_http_scripting_gate_stats,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("scripting_async_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_scripting_gate_async_zone,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("scripting_async"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_scripting_gate_async,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("scripting_async_jobs"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_scripting_gate_async_jobs,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
       ngx_null_command
 };
 
@@ -201,13 +160,7 @@ static ngx_http_variable_t  ngx_http_scripting_gate_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("scripting_gate_wait"), NULL,
-      ngx_http_scripting_gate_number_variable,
-      offsetof(ngx_http_scripting_gate_req_t, wait),
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("scripting_retry_count"), NULL,
-      ngx_http_scripting_gate_number_variable,
-      offsetof(ngx_http_scripting_gate_req_t, retries),
+      ngx_http_scripting_gate_wait_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -215,6 +168,10 @@ static ngx_http_variable_t  ngx_http_scripting_gate_vars[] = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/* the modules of the .so that take a request over before the gate */
+ngx_http_scripting_gate_defer_pt  ngx_http_scripting_gate_defer;
 
 
 /*
@@ -227,8 +184,26 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_int_t
 ngx_http_scripting_gate_rewrite_handler(ngx_http_request_t *r)
 {
-    ngx_http_scripting_gate_req_t        *gr;
-    ngx_http_scripting_gate_loc_conf_t   *glcf;
+    ngx_http_scripting_gate_loc_conf_t  *glcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    if (glcf->shm_zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_scripting_gate_read_json_body(r);
+}
+
+
+/*
+ * For the rewrite phase of the modules that work on a request's body: it
+ * is read now when scripting_json_var variables may be read from it.
+ */
+
+ngx_int_t
+ngx_http_scripting_gate_read_json_body(ngx_http_request_t *r)
+{
     ngx_http_scripting_gate_main_conf_t  *gmcf;
 
     if (r != r->main || r->request_body) {
@@ -236,25 +211,14 @@ ngx_http_scripting_gate_rewrite_handler(ngx_http_request_t *r)
     }
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
     if (gmcf->json_vars.nelts == 0
-        || (glcf->shm_zone == NULL && glcf->retry == NULL
-            && glcf->async == NULL))
+        || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
     {
         return NGX_DECLINED;
     }
 
-    if (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked) {
-        return NGX_DECLINED;
-    }
-
-    gr = ngx_http_scripting_gate_get_req(r, 1);
-    if (gr == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_scripting_gate_read_body(r, gr);
+    return ngx_http_scripting_gate_read_body(r);
 }
 
 
@@ -264,12 +228,17 @@ ngx_http_scripting_gate_rewrite_handler(ngx_http_request_t *r)
  */
 
 ngx_int_t
-ngx_http_scripting_gate_read_body(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+ngx_http_scripting_gate_read_body(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t                       rc;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
-    if (gr->body_ready) {
+    ctx = ngx_http_scripting_gate_get_ctx(r, 1);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->body_ready) {
         return NGX_DECLINED;
     }
 
@@ -287,11 +256,11 @@ ngx_http_scripting_gate_read_body(ngx_http_request_t *r,
     /* the reference that reading the body took */
     ngx_http_finalize_request(r, NGX_DONE);
 
-    if (gr->body_ready) {
+    if (ctx->body_ready) {
         return NGX_DECLINED;
     }
 
-    gr->body_waiting = 1;
+    ctx->body_waiting = 1;
 
     return NGX_DONE;
 }
@@ -300,18 +269,18 @@ ngx_http_scripting_gate_read_body(ngx_http_request_t *r,
 static void
 ngx_http_scripting_gate_body_handler(ngx_http_request_t *r)
 {
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
-    gr = ngx_http_scripting_gate_get_req(r, 0);
-    if (gr == NULL) {
+    ctx = ngx_http_scripting_gate_get_ctx(r, 0);
+    if (ctx == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    gr->body_ready = 1;
+    ctx->body_ready = 1;
 
-    if (gr->body_waiting) {
-        gr->body_waiting = 0;
+    if (ctx->body_waiting) {
+        ctx->body_waiting = 0;
         r->write_event_handler = ngx_http_core_run_phases;
         ngx_http_core_run_phases(r);
     }
@@ -322,7 +291,7 @@ static ngx_int_t
 ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
 {
     ngx_int_t                            rc;
-    ngx_http_scripting_gate_req_t       *gr;
+    ngx_http_scripting_gate_t           *g;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     if (r != r->main) {
@@ -331,51 +300,47 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    /* an async submission is answered at once, its job gated when it runs */
-    if (glcf->shm_zone == NULL || ngx_http_scripting_gate_async_wanted(r)) {
+    /*
+     * an async submission is answered at once, its job gated when it runs;
+     * a retried request is gated attempt by attempt
+     */
+    if (glcf->shm_zone == NULL
+        || (ngx_http_scripting_gate_defer && ngx_http_scripting_gate_defer(r)))
+    {
         return NGX_DECLINED;
     }
 
-    gr = ngx_http_scripting_gate_get_req(r, 1);
-    if (gr == NULL) {
+    g = ngx_http_scripting_gate_get(r, 1);
+    if (g == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (glcf->retry) {
-        /* each attempt is gated by the retry handler, unless none can be */
-        if (!ngx_http_scripting_gate_retry_streamed(r)) {
-            return NGX_DECLINED;
-        }
-
-        gr->streamed = 1;
-    }
-
-    if (gr->status != NGX_HTTP_SCRIPTING_GATE_NONE) {
+    if (g->status != NGX_HTTP_SCRIPTING_GATE_NONE) {
         /* resumed after the queue, or after an internal redirect */
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_scripting_gate_prepare(r, gr);
+    rc = ngx_http_scripting_gate_prepare(r, g);
 
     if (rc != NGX_OK) {
         return (rc == NGX_DECLINED) ? NGX_DECLINED
                                     : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_scripting_gate_acquire(gr);
+    rc = ngx_http_scripting_gate_acquire(g);
 
     if (rc == NGX_OK) {
         return NGX_DECLINED;
     }
 
     if (rc == NGX_AGAIN) {
-        gr->handler = ngx_http_scripting_gate_resume;
+        g->handler = ngx_http_scripting_gate_resume;
         r->read_event_handler = ngx_http_test_reading;
         r->write_event_handler = ngx_http_request_empty_handler;
         return NGX_AGAIN;
     }
 
-    rc = ngx_http_scripting_gate_reject(r, gr);
+    rc = ngx_http_scripting_gate_reject(r, g);
 
     if (rc == NGX_DECLINED) {
         /* dry run */
@@ -389,13 +354,12 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
 
 
 static void
-ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
-    ngx_int_t rc)
+ngx_http_scripting_gate_resume(ngx_http_scripting_gate_t *g, ngx_int_t rc)
 {
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
-    r = gr->request;
+    r = g->data;
     c = r->connection;
 
     if (rc == NGX_OK) {
@@ -409,7 +373,7 @@ ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
         ngx_http_core_run_phases(r);
 
     } else {
-        ngx_http_finalize_request(r, ngx_http_scripting_gate_reject(r, gr));
+        ngx_http_finalize_request(r, ngx_http_scripting_gate_reject(r, g));
     }
 
     ngx_http_run_posted_requests(c);
@@ -423,7 +387,7 @@ ngx_http_scripting_gate_resume(ngx_http_scripting_gate_req_t *gr,
 
 ngx_int_t
 ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+    ngx_http_scripting_gate_t *g)
 {
     u_char                               digest[16], *p, *last;
     ngx_int_t                            n;
@@ -433,6 +397,11 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+
+    if (glcf->shm_zone == NULL) {
+        return NGX_DECLINED;
+    }
+
     zone = glcf->shm_zone->data;
 
     if (ngx_http_complex_value(r, &zone->key, &key) != NGX_OK) {
@@ -487,20 +456,22 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
             return NGX_DECLINED;
         }
 
-        gr->limit = n;
+        g->limit = n;
 
     } else {
-        gr->limit = glcf->limit;
+        g->limit = glcf->limit;
     }
 
-    gr->zone = zone;
-    gr->key = key;
-    gr->hash = (uint32_t) ngx_hash_key(key.data, key.len);
-    gr->queue = glcf->queue;
-    gr->queue_timeout = glcf->queue_timeout;
+    g->zone = zone;
+    g->key = key;
+    g->hash = (uint32_t) ngx_hash_key(key.data, key.len);
+    g->queue = glcf->queue;
+    g->queue_timeout = glcf->queue_timeout;
+
+    g->dry_run = glcf->dry_run;
 
     if (glcf->dry_run) {
-        gr->queue = 0;
+        g->queue = 0;
     }
 
     return NGX_OK;
@@ -515,7 +486,7 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_scripting_gate_reject(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+    ngx_http_scripting_gate_t *g)
 {
     u_char                               *p, msg[128];
     ngx_str_t                             body, id, ra, *reason;
@@ -530,28 +501,28 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    if (gr->status == NGX_HTTP_SCRIPTING_GATE_NO_MEMORY) {
+    if (g->status == NGX_HTTP_SCRIPTING_GATE_NO_MEMORY) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "scripting_gate: zone \"%V\" is full, rejecting "
-                      "key \"%V\"", &gr->zone->shm_zone->shm.name, &gr->key);
+                      "key \"%V\"", &g->zone->shm_zone->shm.name, &g->key);
 
     } else {
-        reason = (gr->status == NGX_HTTP_SCRIPTING_GATE_TIMEOUT)
-                 ? &queue_timeout : gr->cooling ? &cooling : &queue_full;
+        reason = (g->status == NGX_HTTP_SCRIPTING_GATE_TIMEOUT)
+                 ? &queue_timeout : g->cooling ? &cooling : &queue_full;
 
         ngx_log_error(glcf->log_level, r->connection->log, 0,
                       "%slimiting requests by scripting_gate, %V, key \"%V\""
                       " in zone \"%V\"",
                       glcf->dry_run ? "dry run, " : "", reason,
-                      &gr->key, &gr->zone->shm_zone->shm.name);
+                      &g->key, &g->zone->shm_zone->shm.name);
     }
 
     if (glcf->dry_run) {
-        gr->status = NGX_HTTP_SCRIPTING_GATE_DRY_RUN;
+        g->status = NGX_HTTP_SCRIPTING_GATE_DRY_RUN;
         return NGX_DECLINED;
     }
 
-    secs = (gr->retry_after + 999) / 1000;
+    secs = (g->retry_after + 999) / 1000;
     if (secs == 0) {
         secs = 1;
     }
@@ -600,331 +571,18 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
 }
 
 
-/*
- * The contextId and ININ-Correlation-Id of the errors a request gets: its
- * $request_id in the shape of Genesys' correlation ids, a UUID (8-4-4-4-12
- * hex digits), so that the access log's $request_id is the same id without
- * its dashes.
- */
-
-ngx_int_t
-ngx_http_scripting_gate_request_id(ngx_http_request_t *r, ngx_str_t *id)
-{
-    u_char                               *p;
-    ngx_http_variable_value_t            *vv;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
-
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
-
-    vv = ngx_http_get_indexed_variable(r, gmcf->request_id_index);
-    if (vv == NULL || vv->not_found) {
-        return NGX_ERROR;
-    }
-
-    if (vv->len != 32) {
-        id->len = vv->len;
-        id->data = vv->data;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, 36);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    id->data = p;
-
-    p = ngx_cpymem(p, vv->data, 8);
-    *p++ = '-';
-    p = ngx_cpymem(p, vv->data + 8, 4);
-    *p++ = '-';
-    p = ngx_cpymem(p, vv->data + 12, 4);
-    *p++ = '-';
-    p = ngx_cpymem(p, vv->data + 16, 4);
-    *p++ = '-';
-    p = ngx_cpymem(p, vv->data + 20, 12);
-
-    id->len = p - id->data;
-
-    return NGX_OK;
-}
-
-
-/* an answer held whole in memory, JSON unless the caller set a type */
-
-ngx_int_t
-ngx_http_scripting_gate_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *body)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = body->len;
-
-    if (r->headers_out.content_type.len == 0) {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-        r->headers_out.content_type_len = r->headers_out.content_type.len;
-    }
-
-    if (body->len == 0 || r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-        return ngx_http_send_header(r);
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-ngx_int_t
-ngx_http_scripting_gate_add_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.len = ngx_strlen(name);
-    h->key.data = (u_char *) name;
-    h->value = *value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
-}
-
-
-/*
- * The first request header of that name; nginx keeps some (Accept) in
- * headers_in only when built with certain modules, so the list is read.
- */
-
-ngx_table_elt_t *
-ngx_http_scripting_gate_header_in(ngx_http_request_t *r, ngx_str_t *name)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-/*
- * The upstream's answer to a gated request: counts it, and turns its
- * Retry-After into a cool-down of the key.
- */
-
-void
-ngx_http_scripting_gate_upstream_status(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr, ngx_uint_t status)
-{
-    ngx_int_t                            rc;
-    ngx_msec_t                           ra;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
-
-    if (gr->ticket == NULL) {
-        return;
-    }
-
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
-
-    rc = NGX_DECLINED;
-    ra = 0;
-
-    if (glcf->retry_after
-        && (status == NGX_HTTP_TOO_MANY_REQUESTS
-            || status == NGX_HTTP_SERVICE_UNAVAILABLE))
-    {
-        rc = ngx_http_scripting_gate_parse_retry_after(r, &ra);
-    }
-
-    ngx_http_scripting_gate_upstream_answer(gr, glcf, status, rc, ra);
-}
-
-
-/*
- * An upstream answer of a request or a job that holds a slot: counts a 429,
- * and turns a Retry-After (rc NGX_OK, ra ms) into a cool-down of the key.
- */
-
-void
-ngx_http_scripting_gate_upstream_answer(ngx_http_scripting_gate_req_t *gr,
-    ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
-    ngx_int_t rc, ngx_msec_t ra)
-{
-    ngx_http_scripting_gate_node_t  *node;
-
-    if (gr->ticket == NULL) {
-        return;
-    }
-
-    node = gr->ticket->node;
-
-    if (status == NGX_HTTP_TOO_MANY_REQUESTS) {
-        (void) ngx_atomic_fetch_add(&node->counters.upstream_429, 1);
-        (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.upstream_429, 1);
-
-    } else if (status != NGX_HTTP_SERVICE_UNAVAILABLE) {
-        return;
-    }
-
-    if (!glcf->retry_after || rc != NGX_OK) {
-        return;
-    }
-
-    ngx_http_scripting_gate_cooldown(gr, ngx_min(ra, glcf->retry_after_max));
-}
-
-
-/*
- * Retry-After of the response in r->headers_out, as delay-seconds or an
- * HTTP-date; NGX_DECLINED when absent, NGX_ERROR (logged) when malformed.
- */
-
-ngx_int_t
-ngx_http_scripting_gate_parse_retry_after(ngx_http_request_t *r,
-    ngx_msec_t *ms)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NGX_DECLINED;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != sizeof("Retry-After") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
-                               sizeof("Retry-After") - 1)
-               != 0)
-        {
-            continue;
-        }
-
-        break;
-    }
-
-    if (ngx_http_scripting_gate_retry_after_value(&h[i].value, ms) != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "scripting_gate: ignoring malformed Retry-After "
-                      "\"%*s\"", ngx_min(h[i].value.len, 64),
-                      h[i].value.data);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* a Retry-After value: delay-seconds or an HTTP-date, in ms from now */
-
-ngx_int_t
-ngx_http_scripting_gate_retry_after_value(ngx_str_t *value, ngx_msec_t *ms)
-{
-    time_t     t, now;
-    ngx_int_t  n;
-
-    /* 10 digits: more than a century, and no overflow of time_t */
-
-    if (value->len <= 10) {
-        n = ngx_atoi(value->data, value->len);
-
-        if (n != NGX_ERROR) {
-            *ms = (ngx_msec_t) ngx_min(n, NGX_MAX_INT32_VALUE / 1000) * 1000;
-            return NGX_OK;
-        }
-    }
-
-    t = ngx_parse_http_time(value->data, value->len);
-
-    if (t == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    now = ngx_time();
-
-    if (t <= now) {
-        *ms = 0;
-        return NGX_OK;
-    }
-
-    *ms = (ngx_msec_t) ngx_min(t - now, NGX_MAX_INT32_VALUE / 1000) * 1000;
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_scripting_gate_header_filter(ngx_http_request_t *r)
 {
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
+
+    /* the outcome of the attempt, counted when its slot is given back */
 
     if (r == r->main && r->upstream) {
-        gr = ngx_http_scripting_gate_get_req(r, 0);
+        ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
-        if (gr && gr->ticket && !gr->accounted) {
-            gr->accounted = 1;
-            ngx_http_scripting_gate_upstream_status(r, gr,
-                                                    r->headers_out.status);
+        if (ctx && ctx->gate.ticket && ctx->gate.outcome == 0) {
+            ctx->gate.outcome = r->headers_out.status;
         }
     }
 
@@ -933,28 +591,28 @@ ngx_http_scripting_gate_header_filter(ngx_http_request_t *r)
 
 
 /*
- * The request's gate state is kept in a pool cleanup (it survives internal
+ * The request's context is kept in a pool cleanup (it survives internal
  * redirects, which zero r->ctx) and cached in r->ctx.
  */
 
-ngx_http_scripting_gate_req_t *
-ngx_http_scripting_gate_get_req(ngx_http_request_t *r, ngx_uint_t create)
+ngx_http_scripting_gate_ctx_t *
+ngx_http_scripting_gate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
 {
     ngx_pool_cleanup_t             *cln;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
     r = r->main;
 
-    gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
-    if (gr) {
-        return gr;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+    if (ctx) {
+        return ctx;
     }
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_scripting_gate_cleanup) {
-            gr = cln->data;
-            ngx_http_set_ctx(r, gr, ngx_http_scripting_gate_module);
-            return gr;
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_scripting_gate_module);
+            return ctx;
         }
     }
 
@@ -962,39 +620,118 @@ ngx_http_scripting_gate_get_req(ngx_http_request_t *r, ngx_uint_t create)
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_scripting_gate_req_t));
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_scripting_gate_ctx_t));
     if (cln == NULL) {
         return NULL;
     }
 
-    gr = cln->data;
-    ngx_memzero(gr, sizeof(ngx_http_scripting_gate_req_t));
-    gr->request = r;
-    gr->log = r->connection->log;
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_scripting_gate_ctx_t));
+    ctx->request = r;
+    ctx->gate.log = r->connection->log;
+    ctx->gate.data = r;
 
     cln->handler = ngx_http_scripting_gate_cleanup;
 
-    ngx_http_set_ctx(r, gr, ngx_http_scripting_gate_module);
+    ngx_http_set_ctx(r, ctx, ngx_http_scripting_gate_module);
 
-    return gr;
+    return ctx;
+}
+
+
+/* the request's gate, for the modules that gate its attempts themselves */
+
+ngx_http_scripting_gate_t *
+ngx_http_scripting_gate_get(ngx_http_request_t *r, ngx_uint_t create)
+{
+    ngx_http_scripting_gate_ctx_t  *ctx;
+
+    ctx = ngx_http_scripting_gate_get_ctx(r, create);
+
+    return ctx ? &ctx->gate : NULL;
 }
 
 
 static void
 ngx_http_scripting_gate_cleanup(void *data)
 {
-    ngx_http_scripting_gate_req_t  *gr = data;
+    ngx_http_scripting_gate_ctx_t  *ctx = data;
 
-    if (gr->retry_event.timer_set) {
-        ngx_del_timer(&gr->retry_event);
+    ngx_http_scripting_gate_release(&ctx->gate);
+}
+
+
+void
+ngx_http_scripting_gate_release(ngx_http_scripting_gate_t *g)
+{
+    if (g->zone) {
+        g->zone->backend->release(g);
+    }
+}
+
+
+/* the figures of every zone, copied into the request's pool */
+
+ngx_array_t *
+ngx_http_scripting_gate_snapshot(ngx_http_request_t *r, ngx_uint_t max_keys)
+{
+    ngx_uint_t                             i;
+    ngx_array_t                           *zones;
+    ngx_shm_zone_t                       **shm_zone;
+    ngx_http_scripting_gate_zone_t        *zone;
+    ngx_http_scripting_gate_zone_stats_t  *z;
+    ngx_http_scripting_gate_main_conf_t   *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+
+    zones = ngx_array_create(r->pool, gmcf->zones.nelts + 1,
+                             sizeof(ngx_http_scripting_gate_zone_stats_t));
+    if (zones == NULL) {
+        return NULL;
     }
 
-    if (gr->retry_event.posted) {
-        ngx_delete_posted_event(&gr->retry_event);
+    shm_zone = gmcf->zones.elts;
+
+    for (i = 0; i < gmcf->zones.nelts; i++) {
+        zone = shm_zone[i]->data;
+
+        z = ngx_array_push(zones);
+        if (z == NULL) {
+            return NULL;
+        }
+
+        ngx_memzero(z, sizeof(ngx_http_scripting_gate_zone_stats_t));
+        z->name = shm_zone[i]->shm.name;
+
+        if (zone->backend->snapshot(zone, r->pool, max_keys, z) != NGX_OK) {
+            return NULL;
+        }
     }
 
-    ngx_http_scripting_gate_release(gr);
-    ngx_http_scripting_gate_retry_done(gr);
+    return zones;
+}
+
+
+/*
+ * Counters and histograms only: limit, active, queued, the cool-downs and
+ * the retry budget's requests under way are live state the gate works with.
+ */
+
+void
+ngx_http_scripting_gate_reset(ngx_http_request_t *r)
+{
+    ngx_uint_t                            i;
+    ngx_shm_zone_t                      **shm_zone;
+    ngx_http_scripting_gate_zone_t       *zone;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+    shm_zone = gmcf->zones.elts;
+
+    for (i = 0; i < gmcf->zones.nelts; i++) {
+        zone = shm_zone[i]->data;
+        zone->backend->reset(zone);
+    }
 }
 
 
@@ -1002,11 +739,11 @@ static ngx_int_t
 ngx_http_scripting_gate_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
-    gr = ngx_http_scripting_gate_get_req(r, 0);
+    ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
-    if (gr == NULL || gr->status == NGX_HTTP_SCRIPTING_GATE_NONE) {
+    if (ctx == NULL || ctx->gate.status == NGX_HTTP_SCRIPTING_GATE_NONE) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -1014,8 +751,8 @@ ngx_http_scripting_gate_status_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
-    v->len = ngx_http_scripting_gate_status_names[gr->status].len;
-    v->data = ngx_http_scripting_gate_status_names[gr->status].data;
+    v->len = ngx_http_scripting_gate_status_names[ctx->gate.status].len;
+    v->data = ngx_http_scripting_gate_status_names[ctx->gate.status].data;
 
     return NGX_OK;
 }
@@ -1025,11 +762,11 @@ static ngx_int_t
 ngx_http_scripting_gate_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
-    gr = ngx_http_scripting_gate_get_req(r, 0);
+    ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
-    if (gr == NULL || gr->key.len == 0) {
+    if (ctx == NULL || ctx->gate.key.len == 0) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -1037,31 +774,28 @@ ngx_http_scripting_gate_key_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
-    v->len = gr->key.len;
-    v->data = gr->key.data;
+    v->len = ctx->gate.key.len;
+    v->data = ctx->gate.key.data;
 
     return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_scripting_gate_number_variable(ngx_http_request_t *r,
+ngx_http_scripting_gate_wait_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     u_char                         *p;
-    ngx_uint_t                      n;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_ctx_t  *ctx;
 
-    gr = ngx_http_scripting_gate_get_req(r, 0);
-
-    n = gr ? *(ngx_uint_t *) ((char *) gr + data) : 0;
+    ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%ui", n) - p;
+    v->len = ngx_sprintf(p, "%M", ctx ? ctx->gate.wait : 0) - p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
@@ -1084,8 +818,6 @@ ngx_http_scripting_gate_create_main_conf(ngx_conf_t *cf)
     if (ngx_array_init(&gmcf->zones, cf->pool, 2, sizeof(ngx_shm_zone_t *))
         != NGX_OK
         || ngx_array_init(&gmcf->json_vars, cf->pool, 2, sizeof(void *))
-           != NGX_OK
-        || ngx_array_init(&gmcf->jobs_zones, cf->pool, 1, sizeof(void *))
            != NGX_OK)
     {
         return NULL;
@@ -1110,9 +842,6 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->shm_zone = NULL;
      *     conf->limit_cv = NULL;
-     *     conf->stats_max_keys = 0;
-     *     conf->stats_reset = 0;
-     *     conf->jobs = NULL;
      */
 
     conf->limit = NGX_CONF_UNSET_UINT;
@@ -1121,10 +850,6 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
     conf->status_code = NGX_CONF_UNSET_UINT;
     conf->dry_run = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
-    conf->retry = NGX_CONF_UNSET_PTR;
-    conf->retry_after = NGX_CONF_UNSET;
-    conf->retry_after_max = NGX_CONF_UNSET_MSEC;
-    conf->async = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1153,11 +878,6 @@ ngx_http_scripting_gate_merge_loc_conf(ngx_conf_t *cf, void *parent,
                               NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
-    ngx_conf_merge_ptr_value(conf->retry, prev->retry, NULL);
-    ngx_conf_merge_value(conf->retry_after, prev->retry_after, 1);
-    ngx_conf_merge_msec_value(conf->retry_after_max, prev->retry_after_max,
-                              180000);
-    ngx_conf_merge_ptr_value(conf->async, prev->async, NULL);
 
     return NGX_CONF_OK;
 }
@@ -1234,6 +954,7 @@ ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    zone->backend = &ngx_http_scripting_gate_shm_backend;
     zone->shm_zone = shm_zone;
     shm_zone->init = ngx_http_scripting_gate_init_zone;
     shm_zone->data = zone;
@@ -1247,48 +968,6 @@ ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *zp = shm_zone;
-
-    return NGX_CONF_OK;
-}
-
-
-/* "zone=NAME:SIZE" of scripting_gate_zone and scripting_async_zone */
-
-char *
-ngx_http_scripting_gate_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_str_t *name, ssize_t *size)
-{
-    u_char     *p;
-    ngx_str_t   s;
-
-    name->data = value->data + 5;
-
-    p = (u_char *) ngx_strlchr(name->data, value->data + value->len, ':');
-
-    if (p == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", value);
-        return NGX_CONF_ERROR;
-    }
-
-    name->len = p - name->data;
-
-    s.data = p + 1;
-    s.len = value->data + value->len - s.data;
-
-    *size = ngx_parse_size(&s);
-
-    if (*size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", value);
-        return NGX_CONF_ERROR;
-    }
-
-    if (*size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small", value);
-        return NGX_CONF_ERROR;
-    }
 
     return NGX_CONF_OK;
 }
@@ -1426,56 +1105,6 @@ ngx_http_scripting_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static char *
-ngx_http_scripting_gate_retry_after(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
-
-    ngx_str_t  *value, s;
-
-    if (glcf->retry_after != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "on") == 0) {
-        glcf->retry_after = 1;
-
-    } else if (ngx_strcmp(value[1].data, "off") == 0) {
-        glcf->retry_after = 0;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\", it must be \"on\" or \"off\"",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "max=", 4) != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[2]);
-            return NGX_CONF_ERROR;
-        }
-
-        s.len = value[2].len - 4;
-        s.data = value[2].data + 4;
-
-        glcf->retry_after_max = ngx_parse_time(&s, 0);
-
-        if (glcf->retry_after_max == (ngx_msec_t) NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid max \"%V\"", &value[2]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return NGX_CONF_OK;
-}
-
-
 static ngx_int_t
 ngx_http_scripting_gate_add_variables(ngx_conf_t *cf)
 {
@@ -1498,19 +1127,10 @@ ngx_http_scripting_gate_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_scripting_gate_init(ngx_conf_t *cf)
 {
-    ngx_str_t                             name = ngx_string("request_id");
-    ngx_http_handler_pt                  *h;
-    ngx_http_core_main_conf_t            *cmcf;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-    gmcf = ngx_http_conf_get_module_main_conf(cf,
-                                              ngx_http_scripting_gate_module);
-
-    gmcf->request_id_index = ngx_http_get_variable_index(cf, &name);
-    if (gmcf->request_id_index == NGX_ERROR) {
-        return NGX_ERROR;
-    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {
@@ -1526,39 +1146,31 @@ ngx_http_scripting_gate_init(ngx_conf_t *cf)
 
     *h = ngx_http_scripting_gate_preaccess_handler;
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_scripting_gate_retry_handler;
-
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_scripting_gate_header_filter;
 
-    if (ngx_http_scripting_gate_retry_init(cf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /* registered last: an async submission is taken before a retry */
-    return ngx_http_scripting_gate_async_init(cf);
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_scripting_gate_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_scripting_gate_queue_init_process(cycle) != NGX_OK) {
-        return NGX_ERROR;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_scripting_gate_module);
+
+    if (gmcf == NULL || gmcf->zones.nelts == 0) {
+        return NGX_OK;
     }
 
-    return ngx_http_scripting_gate_jobs_init_process(cycle);
+    return ngx_http_scripting_gate_queue_init_process(cycle, &gmcf->zones);
 }
 
 
 static void
 ngx_http_scripting_gate_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_scripting_gate_async_exit_process(cycle);
     ngx_http_scripting_gate_queue_exit_process(cycle);
 }

@@ -31,7 +31,8 @@
  */
 
 
-#include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_shm.h"
+#include "ngx_http_scripting_gate_util.h"
 #include <sys/un.h>
 
 
@@ -51,6 +52,26 @@ typedef struct {
 } ngx_http_scripting_gate_notes_t;
 
 
+static ngx_int_t ngx_http_scripting_gate_shm_acquire(
+    ngx_http_scripting_gate_t *g);
+static void ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_t *g);
+static void ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_t *g,
+    ngx_msec_t delay);
+static void ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_t *g);
+static void ngx_http_scripting_gate_shm_budget_count(
+    ngx_http_scripting_gate_t *g, ngx_int_t n);
+static ngx_uint_t ngx_http_scripting_gate_shm_budget_take(
+    ngx_http_scripting_gate_t *g, ngx_uint_t percent, ngx_uint_t min);
+static void ngx_http_scripting_gate_shm_budget_give(
+    ngx_http_scripting_gate_t *g);
+static ngx_int_t ngx_http_scripting_gate_shm_snapshot(
+    ngx_http_scripting_gate_zone_t *zone, ngx_pool_t *pool,
+    ngx_uint_t max_keys, ngx_http_scripting_gate_zone_stats_t *z);
+static void ngx_http_scripting_gate_shm_copy(
+    ngx_http_scripting_gate_key_stats_t *k,
+    ngx_http_scripting_gate_counters_t *c);
+static void ngx_http_scripting_gate_shm_reset(
+    ngx_http_scripting_gate_zone_t *zone);
 static void ngx_http_scripting_gate_dispatch(
     ngx_http_scripting_gate_zone_t *zone, ngx_http_scripting_gate_node_t *node,
     ngx_http_scripting_gate_notes_t *notes);
@@ -76,13 +97,26 @@ static ngx_event_t         ngx_http_scripting_gate_sweep_event;
 static ngx_array_t        *ngx_http_scripting_gate_zones;
 
 
+ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_shm_backend = {
+    ngx_http_scripting_gate_shm_acquire,
+    ngx_http_scripting_gate_shm_release,
+    ngx_http_scripting_gate_shm_cooldown,
+    ngx_http_scripting_gate_shm_retried,
+    ngx_http_scripting_gate_shm_budget_count,
+    ngx_http_scripting_gate_shm_budget_take,
+    ngx_http_scripting_gate_shm_budget_give,
+    ngx_http_scripting_gate_shm_snapshot,
+    ngx_http_scripting_gate_shm_reset
+};
+
+
 #define ngx_http_scripting_gate_is_cooling(node, now)                        \
     ((node)->cooldown_until                                                  \
      && (ngx_msec_int_t) ((node)->cooldown_until - (now)) > 0)
 
 
-ngx_int_t
-ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
+static ngx_int_t
+ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
 {
     ngx_msec_t                          now, wait;
     ngx_queue_t                        *q;
@@ -90,17 +124,17 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
     ngx_http_scripting_gate_node_t     *node;
     ngx_http_scripting_gate_ticket_t   *t, *w;
 
-    zone = gr->zone;
+    zone = g->zone;
     now = ngx_current_msec;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_http_scripting_gate_node_get(zone, &gr->key, gr->hash);
+    node = ngx_http_scripting_gate_node_get(zone, &g->key, g->hash);
     if (node == NULL) {
         goto no_memory;
     }
 
-    node->limit = gr->limit;
+    node->limit = g->limit;
 
     if (!ngx_http_scripting_gate_is_cooling(node, now)
         && node->active < node->limit
@@ -121,11 +155,11 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        gr->ticket = t;
-        gr->acquired_at = now;
+        g->ticket = t;
+        g->acquired_at = now;
 
-        if (gr->status == NGX_HTTP_SCRIPTING_GATE_NONE) {
-            gr->status = NGX_HTTP_SCRIPTING_GATE_PASSED;
+        if (g->status == NGX_HTTP_SCRIPTING_GATE_NONE) {
+            g->status = NGX_HTTP_SCRIPTING_GATE_PASSED;
         }
 
         return NGX_OK;
@@ -134,9 +168,9 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
     if (ngx_http_scripting_gate_is_cooling(node, now)) {
         wait = node->cooldown_until - now;
 
-        if (wait > gr->queue_timeout || gr->queue == 0) {
-            gr->retry_after = wait;
-            gr->cooling = 1;
+        if (wait > g->queue_timeout || g->queue == 0) {
+            g->retry_after = wait;
+            g->cooling = 1;
             goto refuse;
         }
 
@@ -144,8 +178,8 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
         wait = 0;
     }
 
-    if (node->queued >= gr->queue) {
-        gr->retry_after = wait ? wait : ngx_http_scripting_gate_estimate(node);
+    if (node->queued >= g->queue) {
+        g->retry_after = wait ? wait : ngx_http_scripting_gate_estimate(node);
         goto refuse;
     }
 
@@ -156,9 +190,9 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
 
     t->state = NGX_HTTP_SCRIPTING_GATE_WAITING;
     t->id = ++ngx_http_scripting_gate_next_id;
-    t->deadline = now + gr->queue_timeout;
+    t->deadline = now + g->queue_timeout;
 
-    if (gr->retry) {
+    if (g->retry) {
         t->retry = 1;
 
         /* a retry goes ahead of newcomers, behind earlier retries */
@@ -186,22 +220,22 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_req_t *gr)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    gr->ticket = t;
-    gr->queued_at = now;
-    gr->status = NGX_HTTP_SCRIPTING_GATE_QUEUED;
-    gr->waiting = 1;
+    g->ticket = t;
+    g->queued_at = now;
+    g->status = NGX_HTTP_SCRIPTING_GATE_QUEUED;
+    g->waiting = 1;
 
-    gr->wnode.key = t->id;
-    ngx_rbtree_insert(&ngx_http_scripting_gate_waiters, &gr->wnode);
+    g->wnode.key = t->id;
+    ngx_rbtree_insert(&ngx_http_scripting_gate_waiters, &g->wnode);
 
-    gr->event.handler = ngx_http_scripting_gate_waiter_handler;
-    gr->event.data = gr;
-    gr->event.log = gr->log;
+    g->event.handler = ngx_http_scripting_gate_waiter_handler;
+    g->event.data = g;
+    g->event.log = g->log;
 
-    ngx_add_timer(&gr->event, wait ? wait : gr->queue_timeout);
+    ngx_add_timer(&g->event, wait ? wait : g->queue_timeout);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gr->log, 0,
-                   "scripting gate: queued \"%V\" ticket %ui", &gr->key, t->id);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
+                   "scripting gate: queued \"%V\" ticket %ui", &g->key, t->id);
 
     return NGX_AGAIN;
 
@@ -212,7 +246,7 @@ refuse:
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    gr->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
+    g->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
 
     return NGX_DECLINED;
 
@@ -220,15 +254,15 @@ no_memory:
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    gr->status = NGX_HTTP_SCRIPTING_GATE_NO_MEMORY;
-    gr->retry_after = 1000;
+    g->status = NGX_HTTP_SCRIPTING_GATE_NO_MEMORY;
+    g->retry_after = 1000;
 
     return NGX_ERROR;
 }
 
 
-void
-ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
+static void
+ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_t *g)
 {
     ngx_msec_t                         now, held;
     ngx_http_scripting_gate_zone_t    *zone;
@@ -236,29 +270,43 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
     ngx_http_scripting_gate_notes_t    notes;
     ngx_http_scripting_gate_ticket_t  *t;
 
-    if (gr->event.timer_set) {
-        ngx_del_timer(&gr->event);
+    if (g->event.timer_set) {
+        ngx_del_timer(&g->event);
     }
 
-    if (gr->event.posted) {
-        ngx_delete_posted_event(&gr->event);
+    if (g->event.posted) {
+        ngx_delete_posted_event(&g->event);
     }
 
-    if (gr->waiting) {
-        ngx_rbtree_delete(&ngx_http_scripting_gate_waiters, &gr->wnode);
-        gr->waiting = 0;
+    if (g->waiting) {
+        ngx_rbtree_delete(&ngx_http_scripting_gate_waiters, &g->wnode);
+        g->waiting = 0;
     }
 
-    t = gr->ticket;
+    t = g->ticket;
 
     if (t == NULL) {
         return;
     }
 
-    zone = gr->zone;
+    zone = g->zone;
+
+    if (zone->proc == NULL) {
+        /* the worker has left the zone, which took back all it held */
+        g->ticket = NULL;
+        return;
+    }
+
     node = t->node;
     now = ngx_current_msec;
     notes.n = 0;
+
+    if (g->outcome == NGX_HTTP_TOO_MANY_REQUESTS) {
+        (void) ngx_atomic_fetch_add(&node->counters.upstream_429, 1);
+        (void) ngx_atomic_fetch_add(&zone->sh->counters.upstream_429, 1);
+    }
+
+    g->outcome = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -267,7 +315,7 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
         node->active--;
         zone->sh->active--;
 
-        held = now - gr->acquired_at;
+        held = now - g->acquired_at;
         ngx_http_scripting_gate_hist_add(&zone->sh->upstream, held);
         node->hold_avg = node->hold_avg ? (node->hold_avg * 7 + held) / 8
                                         : held;
@@ -287,7 +335,7 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    gr->ticket = NULL;
+    g->ticket = NULL;
 
     ngx_http_scripting_gate_notify(zone, &notes);
 }
@@ -295,8 +343,8 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_req_t *gr)
 
 /* closes the key of a request that holds a ticket, for "delay" ms */
 
-void
-ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_req_t *gr,
+static void
+ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_t *g,
     ngx_msec_t delay)
 {
     ngx_msec_t                         until;
@@ -306,12 +354,12 @@ ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_req_t *gr,
     ngx_http_scripting_gate_notes_t    notes;
     ngx_http_scripting_gate_ticket_t  *t;
 
-    if (gr->ticket == NULL || delay == 0) {
+    if (g->ticket == NULL || delay == 0) {
         return;
     }
 
-    zone = gr->zone;
-    node = gr->ticket->node;
+    zone = g->zone;
+    node = g->ticket->node;
     until = ngx_current_msec + delay;
     notes.n = 0;
 
@@ -338,6 +386,237 @@ ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_req_t *gr,
     ngx_http_scripting_gate_notify(zone, &notes);
 }
 
+
+/* an attempt after the first one, for the figures */
+
+static void
+ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_t *g)
+{
+    if (g->ticket == NULL) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&g->zone->sh->counters.retries, 1);
+    (void) ngx_atomic_fetch_add(&g->ticket->node->counters.retries, 1);
+}
+
+
+/*
+ * The retry budget of the zone: requests under retry (n is 1 or -1), and
+ * the retries under way among them.  Each worker keeps its own shares, so
+ * that a worker that dies gives them back.
+ */
+
+static void
+ngx_http_scripting_gate_shm_budget_count(ngx_http_scripting_gate_t *g,
+    ngx_int_t n)
+{
+    (void) ngx_atomic_fetch_add(&g->zone->sh->requests, n);
+
+    if (g->zone->proc) {
+        g->zone->proc->requests += n;
+    }
+}
+
+
+/*
+ * Workers of the zone take shares at the same time: the check and the
+ * increment are one compare-and-set, or two of them could both take the
+ * last share.
+ */
+
+static ngx_uint_t
+ngx_http_scripting_gate_shm_budget_take(ngx_http_scripting_gate_t *g,
+    ngx_uint_t percent, ngx_uint_t min)
+{
+    ngx_uint_t                        max;
+    ngx_atomic_t                     *retrying;
+    ngx_atomic_uint_t                 n;
+    ngx_http_scripting_gate_shctx_t  *sh;
+
+    sh = g->zone->sh;
+    retrying = &sh->retrying;
+
+    for ( ;; ) {
+        n = *retrying;
+        max = ngx_max(sh->requests * percent / 100, min);
+
+        if (n >= max) {
+            (void) ngx_atomic_fetch_add(&sh->budget_exhausted, 1);
+            return 0;
+        }
+
+        if (ngx_atomic_cmp_set(retrying, n, n + 1)) {
+            break;
+        }
+    }
+
+    if (g->zone->proc) {
+        g->zone->proc->retrying++;
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_scripting_gate_shm_budget_give(ngx_http_scripting_gate_t *g)
+{
+    (void) ngx_atomic_fetch_add(&g->zone->sh->retrying, -1);
+
+    if (g->zone->proc) {
+        g->zone->proc->retrying--;
+    }
+}
+
+
+/*
+ * The zone's figures, copied under the mutex (the gate waits for it too:
+ * only copying here, and pool allocations that fail by leaving the loop,
+ * not by returning), names made safe out of it.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
+    ngx_pool_t *pool, ngx_uint_t max_keys,
+    ngx_http_scripting_gate_zone_stats_t *z)
+{
+    ngx_int_t                             rc;
+    ngx_msec_t                            now;
+    ngx_uint_t                            j;
+    ngx_queue_t                          *q;
+    ngx_http_scripting_gate_node_t       *node;
+    ngx_http_scripting_gate_shctx_t      *sh;
+    ngx_http_scripting_gate_key_stats_t  *k;
+
+    sh = zone->sh;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    now = ngx_current_msec;
+
+    z->nkeys = sh->keys;
+    z->evicted = sh->evicted;
+    z->no_memory = sh->no_memory;
+    z->requests = sh->requests;
+    z->retrying = sh->retrying;
+    z->exhausted = sh->budget_exhausted;
+    z->totals.active = sh->active;
+    z->totals.queued = sh->queued;
+    ngx_http_scripting_gate_shm_copy(&z->totals, &sh->counters);
+    z->wait = sh->wait;
+    z->upstream = sh->upstream;
+
+    if (ngx_array_init(&z->keys, pool, ngx_max(ngx_min(sh->keys, max_keys), 1),
+                       sizeof(ngx_http_scripting_gate_key_stats_t))
+        != NGX_OK)
+    {
+        rc = NGX_ERROR;
+        q = ngx_queue_sentinel(&sh->lru);
+
+    } else {
+        q = ngx_queue_head(&sh->lru);
+    }
+
+    /* most recently used first; a flood of keys costs max_keys at most */
+
+    for ( /* void */ ;
+         q != ngx_queue_sentinel(&sh->lru)
+         && z->keys.nelts < max_keys && rc == NGX_OK;
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_scripting_gate_node_t, lru);
+
+        k = ngx_array_push(&z->keys);
+        if (k == NULL) {
+            rc = NGX_ERROR;
+            continue;
+        }
+
+        ngx_memzero(k, sizeof(ngx_http_scripting_gate_key_stats_t));
+
+        k->key.len = node->len;
+        k->key.data = ngx_pnalloc(pool, node->len);
+        if (k->key.data == NULL) {
+            z->keys.nelts--;
+            rc = NGX_ERROR;
+            continue;
+        }
+
+        ngx_memcpy(k->key.data, node->data, node->len);
+
+        k->limit = node->limit;
+        k->active = node->active;
+        k->queued = node->queued;
+        k->cooldown = ngx_http_scripting_gate_is_cooling(node, now)
+                      ? node->cooldown_until - now : 0;
+
+        ngx_http_scripting_gate_shm_copy(k, &node->counters);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_scripting_gate_utf8(pool, &z->name, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    k = z->keys.elts;
+
+    for (j = 0; j < z->keys.nelts; j++) {
+        if (ngx_http_scripting_gate_utf8(pool, &k[j].key, 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_scripting_gate_shm_copy(ngx_http_scripting_gate_key_stats_t *k,
+    ngx_http_scripting_gate_counters_t *c)
+{
+    k->passed = c->passed;
+    k->queued_total = c->queued_total;
+    k->rejected = c->rejected;
+    k->timed_out = c->timed_out;
+    k->upstream_429 = c->upstream_429;
+    k->retries = c->retries;
+}
+
+
+static void
+ngx_http_scripting_gate_shm_reset(ngx_http_scripting_gate_zone_t *zone)
+{
+    ngx_queue_t                     *q;
+    ngx_http_scripting_gate_node_t  *node;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_memzero(&zone->sh->counters,
+                sizeof(ngx_http_scripting_gate_counters_t));
+    ngx_memzero(&zone->sh->wait, sizeof(ngx_http_scripting_gate_hist_t));
+    ngx_memzero(&zone->sh->upstream, sizeof(ngx_http_scripting_gate_hist_t));
+    zone->sh->evicted = 0;
+    zone->sh->no_memory = 0;
+    zone->sh->budget_exhausted = 0;
+
+    for (q = ngx_queue_head(&zone->sh->lru);
+         q != ngx_queue_sentinel(&zone->sh->lru);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_scripting_gate_node_t, lru);
+        ngx_memzero(&node->counters,
+                    sizeof(ngx_http_scripting_gate_counters_t));
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
 
 /*
  * Hands free slots to the head of the queue; during a cool-down, refuses
@@ -466,7 +745,7 @@ static void
 ngx_http_scripting_gate_wake(ngx_uint_t id)
 {
     ngx_rbtree_node_t              *node, *sentinel;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_http_scripting_gate_t      *g;
 
     node = ngx_http_scripting_gate_waiters.root;
     sentinel = ngx_http_scripting_gate_waiters.sentinel;
@@ -483,10 +762,10 @@ ngx_http_scripting_gate_wake(ngx_uint_t id)
             continue;
         }
 
-        gr = (ngx_http_scripting_gate_req_t *) node;
+        g = (ngx_http_scripting_gate_t *) node;
 
-        if (!gr->event.posted) {
-            ngx_post_event(&gr->event, &ngx_posted_events);
+        if (!g->event.posted) {
+            ngx_post_event(&g->event, &ngx_posted_events);
         }
 
         return;
@@ -499,20 +778,20 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 {
     ngx_int_t                          rc;
     ngx_msec_t                         now, timer;
-    ngx_http_scripting_gate_req_t     *gr;
+    ngx_http_scripting_gate_t         *g;
     ngx_http_scripting_gate_zone_t    *zone;
     ngx_http_scripting_gate_node_t    *node;
     ngx_http_scripting_gate_notes_t    notes;
     ngx_http_scripting_gate_ticket_t  *t;
 
-    gr = ev->data;
+    g = ev->data;
 
-    if (!gr->waiting) {
+    if (!g->waiting) {
         return;
     }
 
-    zone = gr->zone;
-    t = gr->ticket;
+    zone = g->zone;
+    t = g->ticket;
     node = t->node;
     now = ngx_current_msec;
     notes.n = 0;
@@ -535,9 +814,9 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 
     case NGX_HTTP_SCRIPTING_GATE_REFUSED:
         rc = NGX_DECLINED;
-        gr->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
-        gr->cooling = 1;
-        gr->retry_after = ngx_http_scripting_gate_is_cooling(node, now)
+        g->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
+        g->cooling = 1;
+        g->retry_after = ngx_http_scripting_gate_is_cooling(node, now)
                           ? node->cooldown_until - now : 1000;
         node->counters.rejected++;
         zone->sh->counters.rejected++;
@@ -551,8 +830,8 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
             zone->sh->queued--;
 
             rc = NGX_DECLINED;
-            gr->status = NGX_HTTP_SCRIPTING_GATE_TIMEOUT;
-            gr->retry_after = ngx_http_scripting_gate_is_cooling(node, now)
+            g->status = NGX_HTTP_SCRIPTING_GATE_TIMEOUT;
+            g->retry_after = ngx_http_scripting_gate_is_cooling(node, now)
                               ? node->cooldown_until - now
                               : ngx_http_scripting_gate_estimate(node);
             node->counters.timed_out++;
@@ -573,13 +852,13 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     }
 
     if (rc != NGX_AGAIN) {
-        gr->wait += now - gr->queued_at;
-        ngx_http_scripting_gate_hist_add(&zone->sh->wait, now - gr->queued_at);
+        g->wait += now - g->queued_at;
+        ngx_http_scripting_gate_hist_add(&zone->sh->wait, now - g->queued_at);
     }
 
     if (rc == NGX_DECLINED) {
         ngx_http_scripting_gate_ticket_free(zone, t);
-        gr->ticket = NULL;
+        g->ticket = NULL;
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -599,18 +878,18 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
         ngx_delete_posted_event(ev);
     }
 
-    ngx_rbtree_delete(&ngx_http_scripting_gate_waiters, &gr->wnode);
-    gr->waiting = 0;
+    ngx_rbtree_delete(&ngx_http_scripting_gate_waiters, &g->wnode);
+    g->waiting = 0;
 
     if (rc == NGX_OK) {
-        gr->acquired_at = now;
+        g->acquired_at = now;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gr->log, 0,
-                   "scripting gate: \"%V\" waited, rc:%i", &gr->key, rc);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
+                   "scripting gate: \"%V\" waited, rc:%i", &g->key, rc);
 
     /* the handler runs the posted requests of a request it resumes */
-    gr->handler(gr, rc);
+    g->handler(g, rc);
 }
 
 
@@ -645,14 +924,14 @@ ngx_http_scripting_gate_socket_name(struct sockaddr_un *sun, socklen_t *len,
 
 
 ngx_int_t
-ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle)
+ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle,
+    ngx_array_t *zones)
 {
     socklen_t                             len;
     ngx_uint_t                            i;
     ngx_socket_t                          fd;
     ngx_shm_zone_t                      **shm_zone;
     struct sockaddr_un                    sun;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -660,20 +939,13 @@ ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    gmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_scripting_gate_module);
-
-    if (gmcf == NULL || gmcf->zones.nelts == 0) {
-        return NGX_OK;
-    }
-
     ngx_rbtree_init(&ngx_http_scripting_gate_waiters,
                     &ngx_http_scripting_gate_sentinel, ngx_rbtree_insert_value);
 
-    ngx_http_scripting_gate_zones = &gmcf->zones;
-    shm_zone = gmcf->zones.elts;
+    ngx_http_scripting_gate_zones = zones;
+    shm_zone = zones->elts;
 
-    for (i = 0; i < gmcf->zones.nelts; i++) {
+    for (i = 0; i < zones->nelts; i++) {
         if (ngx_http_scripting_gate_proc_register(shm_zone[i]->data)
             != NGX_OK)
         {
@@ -798,7 +1070,7 @@ ngx_http_scripting_gate_sweep_handler(ngx_event_t *ev)
     ngx_http_scripting_gate_zone_t   *zone;
     ngx_http_scripting_gate_node_t   *n;
     ngx_http_scripting_gate_notes_t   notes;
-    ngx_http_scripting_gate_req_t    *gr;
+    ngx_http_scripting_gate_t        *g;
 
     shm_zone = ngx_http_scripting_gate_zones->elts;
     missed = 0;
@@ -844,10 +1116,10 @@ ngx_http_scripting_gate_sweep_handler(ngx_event_t *ev)
                  node;
                  node = ngx_rbtree_next(&ngx_http_scripting_gate_waiters, node))
             {
-                gr = (ngx_http_scripting_gate_req_t *) node;
+                g = (ngx_http_scripting_gate_t *) node;
 
-                if (!gr->event.posted) {
-                    ngx_post_event(&gr->event, &ngx_posted_events);
+                if (!g->event.posted) {
+                    ngx_post_event(&g->event, &ngx_posted_events);
                 }
             }
         }

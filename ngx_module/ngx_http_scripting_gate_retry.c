@@ -29,7 +29,8 @@
  */
 
 
-#include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_retry.h"
+#include "ngx_http_scripting_gate_util.h"
 
 
 #define NGX_HTTP_SCRIPTING_GATE_JITTER_FULL          0
@@ -38,33 +39,142 @@
 #define NGX_HTTP_SCRIPTING_GATE_JITTER_NONE          3
 
 
-static void ngx_http_scripting_gate_retry_granted(
-    ngx_http_scripting_gate_req_t *gr, ngx_int_t rc);
+/* where the proxy module keeps its settings that say a body streams */
+typedef struct {
+    ngx_int_t                           proxy_index;    /* -1: no proxy */
+    ngx_uint_t                          proxy_buffering; /* offsets in its */
+    ngx_uint_t                          proxy_version;   /* loc conf, or */
+    ngx_uint_t                          proxy_pass_body; /* UNSET_UINT */
+} ngx_http_scripting_gate_retry_main_conf_t;
+
+
+/*
+ * A request's retries; it lives in a pool cleanup, so that it survives
+ * internal redirects and its timer goes with the request.
+ */
+typedef struct {
+    ngx_http_scripting_gate_retry_t     rt;
+    ngx_http_request_t                 *request;
+    ngx_event_t                         event;
+    ngx_uint_t                          status;     /* the last attempt's */
+    ngx_uint_t                          states;     /* $upstream_* before */
+    unsigned                            attempting:1; /* answer to come */
+    unsigned                            swallow:1;  /* answer discarded */
+    unsigned                            streamed:1; /* body not replayable */
+} ngx_http_scripting_gate_retry_ctx_t;
+
+
+static ngx_int_t ngx_http_scripting_gate_retry_rewrite_handler(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_scripting_gate_retry_defer(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_scripting_gate_retry_streamed(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_retry_first(ngx_http_request_t *r,
+    ngx_http_scripting_gate_retry_ctx_t *ctx);
+static void ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_t *g,
+    ngx_int_t rc);
 static void ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
+    ngx_http_scripting_gate_retry_ctx_t *ctx);
 static void ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
+    ngx_http_scripting_gate_retry_ctx_t *ctx);
 static void ngx_http_scripting_gate_retry_wait(ngx_event_t *ev);
 static void ngx_http_scripting_gate_retry_timer(ngx_event_t *ev);
 static ngx_int_t ngx_http_scripting_gate_retry_reset(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
+    ngx_http_scripting_gate_retry_ctx_t *ctx);
 static void ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr);
-static ngx_int_t ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr, ngx_uint_t status);
+    ngx_http_scripting_gate_retry_ctx_t *ctx);
 static ngx_uint_t ngx_http_scripting_gate_retry_code(
-    ngx_http_scripting_gate_retry_conf_t *rcf, ngx_uint_t status);
+    ngx_http_scripting_gate_retry_policy_t *rcf, ngx_uint_t status);
 static ngx_uint_t ngx_http_scripting_gate_retry_budget(
-    ngx_http_scripting_gate_req_t *gr,
-    ngx_http_scripting_gate_retry_conf_t *rcf);
+    ngx_http_scripting_gate_retry_t *rt,
+    ngx_http_scripting_gate_retry_policy_t *rcf);
+static ngx_int_t ngx_http_scripting_gate_retry_after(ngx_http_request_t *r,
+    ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
+    ngx_msec_t *ms);
 static ngx_int_t ngx_http_scripting_gate_retry_header_filter(
     ngx_http_request_t *r);
+static ngx_int_t ngx_http_scripting_gate_retry_attempt_header(
+    ngx_http_request_t *r, ngx_http_scripting_gate_retry_ctx_t *ctx,
+    ngx_http_scripting_gate_retry_conf_t *rlcf);
 static ngx_int_t ngx_http_scripting_gate_retry_body_filter(
     ngx_http_request_t *r, ngx_chain_t *in);
+static ngx_http_scripting_gate_retry_ctx_t *ngx_http_scripting_gate_retry_ctx(
+    ngx_http_request_t *r, ngx_uint_t create);
+static void ngx_http_scripting_gate_retry_cleanup(void *data);
+static ngx_int_t ngx_http_scripting_gate_retry_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static char *ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_scripting_gate_retry_after_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf);
+static void *ngx_http_scripting_gate_retry_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_scripting_gate_retry_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_scripting_gate_retry_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_scripting_gate_retry_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_scripting_gate_retry_init(ngx_conf_t *cf);
+
+
+static ngx_command_t  ngx_http_scripting_gate_retry_commands[] = {
+
+    { ngx_string("scripting_retry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_scripting_gate_retry,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("scripting_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_scripting_gate_retry_after_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_scripting_gate_retry_module_ctx = {
+    ngx_http_scripting_gate_retry_add_variables, /* preconfiguration */
+    ngx_http_scripting_gate_retry_init,    /* postconfiguration */
+
+    ngx_http_scripting_gate_retry_create_main_conf, /* create main conf */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_scripting_gate_retry_create_loc_conf, /* create location conf */
+    ngx_http_scripting_gate_retry_merge_loc_conf   /* merge location conf */
+};
+
+
+ngx_module_t  ngx_http_scripting_gate_retry_module = {
+    NGX_MODULE_V1,
+    &ngx_http_scripting_gate_retry_module_ctx, /* module context */
+    ngx_http_scripting_gate_retry_commands, /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_scripting_gate_retry_count_name =
+    ngx_string("scripting_retry_count");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+static ngx_http_scripting_gate_defer_pt  ngx_http_scripting_gate_next_defer;
 
 
 /* the retry budget of requests outside any gate zone, per worker */
@@ -81,49 +191,74 @@ static ngx_str_t  ngx_http_scripting_gate_jitters[] = {
 };
 
 
+/* the body is needed for every attempt: read it early for the variables */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_http_scripting_gate_retry_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_retry_module);
+
+    if (rlcf->policy == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_scripting_gate_read_json_body(r);
+}
+
+
 /*
  * Precontent phase, once per client request: reads the body, takes the
  * first attempt's slot, and lets the phases go on to the content handler.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                            rc;
-    ngx_http_scripting_gate_req_t       *gr;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
+    ngx_int_t                              rc;
+    ngx_http_scripting_gate_t             *g;
+    ngx_http_scripting_gate_retry_ctx_t   *ctx;
+    ngx_http_scripting_gate_retry_conf_t  *rlcf;
 
     if (r != r->main) {
         return NGX_DECLINED;
     }
 
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    rlcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_retry_module);
 
-    if (glcf->retry == NULL) {
+    if (rlcf->policy == NULL) {
         return NGX_DECLINED;
     }
 
-    gr = ngx_http_scripting_gate_get_req(r, 1);
-    if (gr == NULL) {
+    ctx = ngx_http_scripting_gate_retry_ctx(r, 1);
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (gr->started) {
+    if (ctx->rt.started || ctx->streamed) {
         /* the first attempt's slot was granted, or an internal redirect */
         return NGX_DECLINED;
     }
 
-    if (gr->status != NGX_HTTP_SCRIPTING_GATE_NONE) {
-        /*
-         * gated already, without retry: by the preaccess phase (a body that
-         * streams), or in a location that redirected it here; it keeps
-         * that one slot
-         */
+    if (ngx_http_scripting_gate_retry_streamed(r)) {
+        /* gated once, by the preaccess phase */
+        ctx->streamed = 1;
         return NGX_DECLINED;
     }
 
-    if (ngx_http_scripting_gate_retry_streamed(r)) {
-        gr->streamed = 1;
+    g = ngx_http_scripting_gate_get(r, 1);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (g->status != NGX_HTTP_SCRIPTING_GATE_NONE) {
+        /*
+         * gated already, without retry, in a location that redirected it
+         * here: it keeps that one slot
+         */
         return NGX_DECLINED;
     }
 
@@ -132,54 +267,84 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
      * stream later, and the proxy would not wait with request buffering off
      */
     if (r->headers_in.content_length_n != 0) {
-        rc = ngx_http_scripting_gate_read_body(r, gr);
+        rc = ngx_http_scripting_gate_read_body(r);
 
         if (rc != NGX_DECLINED) {
             return rc;
         }
     }
 
-    gr->started = ngx_current_msec;
+    ctx->rt.started = ngx_current_msec;
 
-    if (glcf->shm_zone) {
-        rc = ngx_http_scripting_gate_prepare(r, gr);
+    rc = ngx_http_scripting_gate_prepare(r, g);
 
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        gr->gated = (rc == NGX_OK);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_scripting_gate_retry_count(gr);
+    ctx->rt.gate = (rc == NGX_OK) ? g : NULL;
 
-    rc = gr->gated ? ngx_http_scripting_gate_acquire(gr) : NGX_OK;
+    ngx_http_scripting_gate_retry_count(&ctx->rt);
+
+    return ngx_http_scripting_gate_retry_first(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_first(ngx_http_request_t *r,
+    ngx_http_scripting_gate_retry_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    ngx_http_scripting_gate_t  *g;
+
+    g = ctx->rt.gate;
+
+    rc = g ? ngx_http_scripting_gate_acquire(g) : NGX_OK;
 
     switch (rc) {
 
     case NGX_OK:
-        gr->attempting = 1;
+        ctx->attempting = 1;
         return NGX_DECLINED;
 
     case NGX_AGAIN:
-        gr->handler = ngx_http_scripting_gate_retry_granted;
+        g->handler = ngx_http_scripting_gate_retry_granted;
         r->read_event_handler = ngx_http_test_reading;
         r->write_event_handler = ngx_http_request_empty_handler;
         return NGX_AGAIN;
 
     default:
-        rc = ngx_http_scripting_gate_reject(r, gr);
+        rc = ngx_http_scripting_gate_reject(r, g);
 
         if (rc == NGX_DECLINED) {
             /* dry run: on without a slot */
-            gr->attempting = 1;
+            ctx->attempting = 1;
             return NGX_DECLINED;
         }
 
-        ngx_http_scripting_gate_retry_done(gr);
+        ngx_http_scripting_gate_retry_done(&ctx->rt);
         ngx_http_finalize_request(r, rc);
         return NGX_DONE;
     }
+}
+
+
+/* the gate leaves a request to the retry when the retry can gate it */
+
+static ngx_uint_t
+ngx_http_scripting_gate_retry_defer(ngx_http_request_t *r)
+{
+    ngx_http_scripting_gate_retry_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_retry_module);
+
+    if (rlcf->policy && !ngx_http_scripting_gate_retry_streamed(r)) {
+        return 1;
+    }
+
+    return ngx_http_scripting_gate_next_defer
+           ? ngx_http_scripting_gate_next_defer(r) : 0;
 }
 
 
@@ -192,13 +357,14 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
  * (for scripting_json_var) is whole.
  */
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r)
 {
-    u_char                               *conf;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
+    u_char                                     *conf;
+    ngx_http_scripting_gate_retry_main_conf_t  *gmcf;
 
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+    gmcf = ngx_http_get_module_main_conf(r,
+                                         ngx_http_scripting_gate_retry_module);
 
     if (gmcf->proxy_index == NGX_ERROR
         || r->request_body
@@ -232,20 +398,26 @@ ngx_http_scripting_gate_retry_streamed(ngx_http_request_t *r)
 
 
 static void
-ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
+ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_t *g,
     ngx_int_t rc)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t                     *c;
+    ngx_http_request_t                   *r;
+    ngx_http_scripting_gate_retry_ctx_t  *ctx;
 
-    r = gr->request;
+    r = g->data;
     c = r->connection;
 
-    if (rc == NGX_OK) {
-        ngx_http_scripting_gate_retry_go(r, gr);
+    ctx = ngx_http_scripting_gate_retry_ctx(r, 0);
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else if (rc == NGX_OK) {
+        ngx_http_scripting_gate_retry_go(r, ctx);
 
     } else {
-        ngx_http_scripting_gate_retry_refused(r, gr);
+        ngx_http_scripting_gate_retry_refused(r, ctx);
     }
 
     ngx_http_run_posted_requests(c);
@@ -256,19 +428,19 @@ ngx_http_scripting_gate_retry_granted(ngx_http_scripting_gate_req_t *gr,
 
 static void
 ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+    ngx_http_scripting_gate_retry_ctx_t *ctx)
 {
     ngx_int_t  rc;
 
-    rc = ngx_http_scripting_gate_reject(r, gr);
+    rc = ngx_http_scripting_gate_reject(r, ctx->rt.gate);
 
     if (rc == NGX_DECLINED) {
         /* dry run: on without a slot */
-        ngx_http_scripting_gate_retry_go(r, gr);
+        ngx_http_scripting_gate_retry_go(r, ctx);
         return;
     }
 
-    ngx_http_scripting_gate_retry_done(gr);
+    ngx_http_scripting_gate_retry_done(&ctx->rt);
     ngx_http_finalize_request(r, rc);
 }
 
@@ -281,27 +453,25 @@ ngx_http_scripting_gate_retry_refused(ngx_http_request_t *r,
 
 static void
 ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+    ngx_http_scripting_gate_retry_ctx_t *ctx)
 {
     ngx_uint_t                  i;
     ngx_http_phase_handler_t   *ph;
     ngx_http_core_main_conf_t  *cmcf;
 
-    gr->attempting = 1;
+    ctx->attempting = 1;
 
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_core_run_phases;
 
-    if (gr->retries) {
-        if (gr->ticket) {
-            (void) ngx_atomic_fetch_add(&gr->zone->sh->counters.retries, 1);
-            (void) ngx_atomic_fetch_add(&gr->ticket->node->counters.retries,
-                                        1);
+    if (ctx->rt.retries) {
+        if (ctx->rt.gate) {
+            ngx_http_scripting_gate_retried(ctx->rt.gate);
         }
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "scripting retry: attempt %ui of \"%V\"",
-                       gr->retries + 1, &r->uri);
+                       ctx->rt.retries + 1, &r->uri);
 
         cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
         ph = cmcf->phase_engine.handlers;
@@ -332,12 +502,12 @@ ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
 static void
 ngx_http_scripting_gate_retry_wait(ngx_event_t *ev)
 {
-    ngx_connection_t               *c;
-    ngx_http_request_t             *r;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_connection_t                     *c;
+    ngx_http_request_t                   *r;
+    ngx_http_scripting_gate_retry_ctx_t  *ctx;
 
-    gr = ev->data;
-    r = gr->request;
+    ctx = ev->data;
+    r = ctx->request;
     c = r->connection;
 
     if (!r->done) {
@@ -359,10 +529,10 @@ ngx_http_scripting_gate_retry_wait(ngx_event_t *ev)
     if (!c->error) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                        "scripting retry: status %ui, next attempt in %M ms",
-                       gr->attempt_status, gr->delay);
+                       ctx->status, ctx->rt.delay);
 
         ev->handler = ngx_http_scripting_gate_retry_timer;
-        ngx_add_timer(ev, gr->delay);
+        ngx_add_timer(ev, ctx->rt.delay);
     }
 
     ngx_http_run_posted_requests(c);
@@ -372,24 +542,26 @@ ngx_http_scripting_gate_retry_wait(ngx_event_t *ev)
 static void
 ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
 {
-    ngx_int_t                       rc;
-    ngx_connection_t               *c;
-    ngx_http_request_t             *r;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_int_t                             rc;
+    ngx_connection_t                     *c;
+    ngx_http_request_t                   *r;
+    ngx_http_scripting_gate_t            *g;
+    ngx_http_scripting_gate_retry_ctx_t  *ctx;
 
-    gr = ev->data;
-    r = gr->request;
+    ctx = ev->data;
+    r = ctx->request;
     c = r->connection;
+    g = ctx->rt.gate;
 
-    if (ngx_http_scripting_gate_retry_reset(r, gr) != NGX_OK) {
+    if (ngx_http_scripting_gate_retry_reset(r, ctx) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         ngx_http_run_posted_requests(c);
         return;
     }
 
-    if (gr->gated) {
-        gr->retry = 1;
-        rc = ngx_http_scripting_gate_acquire(gr);
+    if (g) {
+        g->retry = 1;
+        rc = ngx_http_scripting_gate_acquire(g);
 
     } else {
         rc = NGX_OK;
@@ -398,15 +570,15 @@ ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
     switch (rc) {
 
     case NGX_OK:
-        ngx_http_scripting_gate_retry_go(r, gr);
+        ngx_http_scripting_gate_retry_go(r, ctx);
         break;
 
     case NGX_AGAIN:
-        gr->handler = ngx_http_scripting_gate_retry_granted;
+        g->handler = ngx_http_scripting_gate_retry_granted;
         break;
 
     default:
-        ngx_http_scripting_gate_retry_refused(r, gr);
+        ngx_http_scripting_gate_retry_refused(r, ctx);
     }
 
     ngx_http_run_posted_requests(c);
@@ -420,13 +592,13 @@ ngx_http_scripting_gate_retry_timer(ngx_event_t *ev)
 
 static ngx_int_t
 ngx_http_scripting_gate_retry_reset(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+    ngx_http_scripting_gate_retry_ctx_t *ctx)
 {
     r->done = 0;
     r->request_complete = 0;
     r->header_only = 0;
     r->err_status = 0;
-    gr->swallow = 0;
+    ctx->swallow = 0;
 
     ngx_memzero(&r->headers_out, sizeof(ngx_http_headers_out_t));
 
@@ -443,7 +615,7 @@ ngx_http_scripting_gate_retry_reset(ngx_http_request_t *r,
     r->headers_out.content_length_n = -1;
     r->headers_out.last_modified_time = -1;
 
-    gr->states = r->upstream_states ? r->upstream_states->nelts : 0;
+    ctx->states = r->upstream_states ? r->upstream_states->nelts : 0;
 
     return NGX_OK;
 }
@@ -458,7 +630,7 @@ ngx_http_scripting_gate_retry_reset(ngx_http_request_t *r,
 
 static void
 ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr)
+    ngx_http_scripting_gate_retry_ctx_t *ctx)
 {
     ngx_array_t                *a;
     ngx_http_upstream_t        *u;
@@ -466,24 +638,24 @@ ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
 
     a = r->upstream_states;
 
-    if (gr->retries == 0 || a == NULL || a->nelts <= gr->states + 1) {
+    if (ctx->rt.retries == 0 || a == NULL || a->nelts <= ctx->states + 1) {
         return;
     }
 
     st = a->elts;
 
-    if (st[gr->states].peer) {
+    if (st[ctx->states].peer) {
         return;
     }
 
-    ngx_memmove(&st[gr->states], &st[gr->states + 1],
-                (a->nelts - gr->states - 1)
+    ngx_memmove(&st[ctx->states], &st[ctx->states + 1],
+                (a->nelts - ctx->states - 1)
                 * sizeof(ngx_http_upstream_state_t));
     a->nelts--;
 
     u = r->upstream;
 
-    if (u && u->state > &st[gr->states] && u->state <= &st[a->nelts]) {
+    if (u && u->state > &st[ctx->states] && u->state <= &st[a->nelts]) {
         u->state--;
     }
 }
@@ -492,85 +664,52 @@ ngx_http_scripting_gate_retry_states(ngx_http_request_t *r,
 /* a request or job under retry counts towards the retry budget */
 
 void
-ngx_http_scripting_gate_retry_count(ngx_http_scripting_gate_req_t *gr)
+ngx_http_scripting_gate_retry_count(ngx_http_scripting_gate_retry_t *rt)
 {
-    if (gr->gated) {
-        (void) ngx_atomic_fetch_add(&gr->zone->sh->requests, 1);
-        gr->zone->proc->requests++;
+    if (rt->gate) {
+        rt->gate->zone->backend->budget_count(rt->gate, 1);
 
     } else {
         ngx_http_scripting_gate_local_requests++;
     }
 
-    gr->counted = 1;
+    rt->counted = 1;
 }
 
 
 /* gives back the request's share of the retry budget; idempotent */
 
 void
-ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_req_t *gr)
+ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_retry_t *rt)
 {
-    if (!gr->counted) {
+    if (!rt->counted) {
         return;
     }
 
-    gr->counted = 0;
+    rt->counted = 0;
 
-    if (gr->gated) {
-        (void) ngx_atomic_fetch_add(&gr->zone->sh->requests, -1);
-        gr->zone->proc->requests--;
+    if (rt->gate) {
+        rt->gate->zone->backend->budget_count(rt->gate, -1);
 
-        if (gr->budgeted) {
-            (void) ngx_atomic_fetch_add(&gr->zone->sh->retrying, -1);
-            gr->zone->proc->retrying--;
+        if (rt->budgeted) {
+            rt->gate->zone->backend->budget_give(rt->gate);
         }
 
     } else {
         ngx_http_scripting_gate_local_requests--;
 
-        if (gr->budgeted) {
+        if (rt->budgeted) {
             ngx_http_scripting_gate_local_retrying--;
         }
     }
 
-    gr->budgeted = 0;
-}
-
-
-/*
- * NGX_OK: the answer of this attempt is discarded and gr->delay set for
- * the next one; NGX_DECLINED: it goes to the client.
- */
-
-static ngx_int_t
-ngx_http_scripting_gate_retry_decide(ngx_http_request_t *r,
-    ngx_http_scripting_gate_req_t *gr, ngx_uint_t status)
-{
-    ngx_int_t                            rc;
-    ngx_msec_t                           ra;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
-
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
-
-    if (glcf->retry == NULL
-        || !ngx_http_scripting_gate_retry_code(glcf->retry, status))
-    {
-        return NGX_DECLINED;
-    }
-
-    ra = 0;
-    rc = glcf->retry_after ? ngx_http_scripting_gate_parse_retry_after(r, &ra)
-                           : NGX_DECLINED;
-
-    return ngx_http_scripting_gate_retry_next(gr, glcf, status, r->method,
-                                              rc, ra);
+    rt->budgeted = 0;
 }
 
 
 static ngx_uint_t
-ngx_http_scripting_gate_retry_code(ngx_http_scripting_gate_retry_conf_t *rcf,
-    ngx_uint_t status)
+ngx_http_scripting_gate_retry_code(
+    ngx_http_scripting_gate_retry_policy_t *rcf, ngx_uint_t status)
 {
     ngx_uint_t  *code, i;
 
@@ -589,22 +728,22 @@ ngx_http_scripting_gate_retry_code(ngx_http_scripting_gate_retry_conf_t *rcf,
 /*
  * The policy, for requests and jobs alike: after an answer with "status"
  * (and its Retry-After: rc NGX_OK and ra ms), NGX_OK when there is to be
- * another attempt, after gr->delay; NGX_DECLINED when the answer is final.
+ * another attempt, after rt->delay; NGX_DECLINED when the answer is final.
  */
 
 ngx_int_t
-ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
-    ngx_http_scripting_gate_loc_conf_t *glcf, ngx_uint_t status,
+ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_retry_t *rt,
+    ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
     ngx_uint_t method, ngx_int_t rc, ngx_msec_t ra)
 {
-    ngx_msec_t                             delay, left, elapsed, v;
-    ngx_http_scripting_gate_retry_conf_t  *rcf;
+    ngx_msec_t                               delay, left, elapsed, v;
+    ngx_http_scripting_gate_retry_policy_t  *rcf;
 
-    rcf = glcf->retry;
+    rcf = rlcf->policy;
 
     if (rcf == NULL
         || !ngx_http_scripting_gate_retry_code(rcf, status)
-        || gr->retries + 1 >= rcf->attempts)
+        || rt->retries + 1 >= rcf->attempts)
     {
         return NGX_DECLINED;
     }
@@ -616,15 +755,15 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
         return NGX_DECLINED;
     }
 
-    elapsed = ngx_current_msec - gr->started;
+    elapsed = ngx_current_msec - rt->started;
     left = (elapsed < rcf->deadline) ? rcf->deadline - elapsed : 0;
 
-    if (glcf->retry_after && rc == NGX_OK) {
-        if (ra > glcf->retry_after_max || ra >= left) {
-            ngx_log_error(NGX_LOG_INFO, gr->log, 0,
+    if (rlcf->retry_after && rc == NGX_OK) {
+        if (ra > rlcf->retry_after_max || ra >= left) {
+            ngx_log_error(NGX_LOG_INFO, rt->log, 0,
                           "scripting retry: Retry-After of %M ms is beyond "
                           "%s, the answer goes to the client", ra,
-                          ra > glcf->retry_after_max ? "the maximum"
+                          ra > rlcf->retry_after_max ? "the maximum"
                                                      : "the deadline");
             return NGX_DECLINED;
         }
@@ -633,7 +772,7 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
         delay = ra + (ngx_msec_t) ngx_random() % (ngx_min(ra / 10, 1000) + 1);
 
     } else {
-        v = rcf->base << ngx_min(gr->retries, 20);
+        v = rcf->base << ngx_min(rt->retries, 20);
         v = ngx_min(v, rcf->cap);
 
         switch (rcf->jitter) {
@@ -647,7 +786,7 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
             break;
 
         case NGX_HTTP_SCRIPTING_GATE_JITTER_DECORRELATED:
-            v = gr->delay ? gr->delay * 3 : rcf->base * 3;
+            v = rt->delay ? rt->delay * 3 : rcf->base * 3;
             delay = rcf->base
                     + (ngx_msec_t) ngx_random() % (v - rcf->base + 1);
             delay = ngx_min(delay, rcf->cap);
@@ -662,14 +801,14 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
         }
     }
 
-    if (!ngx_http_scripting_gate_retry_budget(gr, rcf)) {
-        ngx_log_error(NGX_LOG_WARN, gr->log, 0,
+    if (!ngx_http_scripting_gate_retry_budget(rt, rcf)) {
+        ngx_log_error(NGX_LOG_WARN, rt->log, 0,
                       "scripting retry: retry budget exhausted, "
                       "the answer goes to the client");
         return NGX_DECLINED;
     }
 
-    gr->delay = delay;
+    rt->delay = delay;
 
     return NGX_OK;
 }
@@ -682,18 +821,23 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_req_t *gr,
  */
 
 static ngx_uint_t
-ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_req_t *gr,
-    ngx_http_scripting_gate_retry_conf_t *rcf)
+ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_retry_t *rt,
+    ngx_http_scripting_gate_retry_policy_t *rcf)
 {
-    ngx_uint_t          max;
-    ngx_atomic_t       *sh;
-    ngx_atomic_uint_t   retrying;
+    ngx_uint_t  max;
 
-    if (gr->budgeted) {
+    if (rt->budgeted) {
         return 1;
     }
 
-    if (!gr->gated) {
+    if (rt->gate) {
+        if (!rt->gate->zone->backend->budget_take(rt->gate, rcf->budget,
+                                                  rcf->budget_min))
+        {
+            return 0;
+        }
+
+    } else {
         max = ngx_max(ngx_http_scripting_gate_local_requests * rcf->budget
                       / 100, rcf->budget_min);
 
@@ -702,106 +846,190 @@ ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_req_t *gr,
         }
 
         ngx_http_scripting_gate_local_retrying++;
-        gr->budgeted = 1;
-
-        return 1;
     }
 
-    /*
-     * Workers of the zone take shares at the same time: the check and the
-     * increment are one compare-and-set, or two of them could both take
-     * the last share.
-     */
+    rt->budgeted = 1;
 
-    sh = &gr->zone->sh->retrying;
+    return 1;
+}
 
-    for ( ;; ) {
-        retrying = *sh;
-        max = ngx_max(gr->zone->sh->requests * rcf->budget / 100,
-                      rcf->budget_min);
 
-        if (retrying >= max) {
-            (void) ngx_atomic_fetch_add(&gr->zone->sh->budget_exhausted, 1);
-            return 0;
+/*
+ * An upstream answer to an attempt that holds a slot: its status is the
+ * attempt's outcome, and its Retry-After (rc NGX_OK, ra ms) a cool-down of
+ * the key.
+ */
+
+void
+ngx_http_scripting_gate_retry_answer(ngx_http_scripting_gate_t *g,
+    ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
+    ngx_int_t rc, ngx_msec_t ra)
+{
+    if (g == NULL || g->ticket == NULL) {
+        return;
+    }
+
+    g->outcome = status;
+
+    if (rc == NGX_OK
+        && rlcf->retry_after
+        && (status == NGX_HTTP_TOO_MANY_REQUESTS
+            || status == NGX_HTTP_SERVICE_UNAVAILABLE))
+    {
+        ngx_http_scripting_gate_cooldown(g, ngx_min(ra, rlcf->retry_after_max));
+    }
+}
+
+
+/*
+ * The Retry-After of an answer that may share or be retried, once per
+ * answer: delay-seconds or an HTTP-date; NGX_DECLINED when absent or not
+ * looked at, NGX_ERROR (logged) when malformed.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_after(ngx_http_request_t *r,
+    ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
+    ngx_msec_t *ms)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (!rlcf->retry_after
+        || (status != NGX_HTTP_TOO_MANY_REQUESTS
+            && status != NGX_HTTP_SERVICE_UNAVAILABLE
+            && (rlcf->policy == NULL
+                || !ngx_http_scripting_gate_retry_code(rlcf->policy, status))))
+    {
+        return NGX_DECLINED;
+    }
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_DECLINED;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
         }
 
-        if (ngx_atomic_cmp_set(sh, retrying, retrying + 1)) {
+        if (h[i].hash != 0
+            && h[i].key.len == sizeof("Retry-After") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
+                               sizeof("Retry-After") - 1)
+               == 0)
+        {
             break;
         }
     }
 
-    gr->zone->proc->retrying++;
-    gr->budgeted = 1;
+    if (ngx_http_scripting_gate_retry_after_value(&h[i].value, ms) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "scripting retry: ignoring malformed Retry-After "
+                      "\"%*s\"", ngx_min(h[i].value.len, 64),
+                      h[i].value.data);
+        return NGX_ERROR;
+    }
 
-    return 1;
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                           status;
-    ngx_http_upstream_t                 *u;
-    ngx_http_scripting_gate_req_t       *gr;
-    ngx_http_scripting_gate_loc_conf_t  *glcf;
+    ngx_int_t                              rc;
+    ngx_uint_t                             status;
+    ngx_msec_t                             ra;
+    ngx_http_scripting_gate_t             *g;
+    ngx_http_scripting_gate_retry_ctx_t   *ctx;
+    ngx_http_scripting_gate_retry_conf_t  *rlcf;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
     }
 
-    gr = ngx_http_scripting_gate_get_req(r, 0);
+    rlcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_retry_module);
+    ctx = ngx_http_scripting_gate_retry_ctx(r, 0);
 
-    if (gr == NULL) {
-        return ngx_http_next_header_filter(r);
+    if (ctx && ctx->attempting) {
+        return ngx_http_scripting_gate_retry_attempt_header(r, ctx, rlcf);
     }
 
     status = r->headers_out.status;
 
-    if (gr->streamed) {
-        glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    /* a request the preaccess phase gated: its answer may cool the key */
 
-        if (r->upstream && glcf->retry
-            && ngx_http_scripting_gate_retry_code(glcf->retry, status))
-        {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "scripting retry: the upstream's %ui goes to the "
-                          "client, the request body was streamed "
-                          "(proxy_request_buffering off) and cannot be sent "
-                          "again", status);
-        }
+    g = ngx_http_scripting_gate_get(r, 0);
 
-        return ngx_http_next_header_filter(r);
+    if (g && g->ticket && g->outcome == 0 && r->upstream) {
+        ra = 0;
+        rc = ngx_http_scripting_gate_retry_after(r, rlcf, status, &ra);
+        ngx_http_scripting_gate_retry_answer(g, rlcf, status, rc, ra);
     }
 
-    if (!gr->attempting) {
-        return ngx_http_next_header_filter(r);
+    if (ctx && ctx->streamed && r->upstream && rlcf->policy
+        && ngx_http_scripting_gate_retry_code(rlcf->policy, status))
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "scripting retry: the upstream's %ui goes to the "
+                      "client, the request body was streamed "
+                      "(proxy_request_buffering off) and cannot be sent "
+                      "again", status);
     }
 
-    /* the attempt's answer */
+    return ngx_http_next_header_filter(r);
+}
 
-    gr->attempting = 0;
-    gr->attempt_status = status;
 
-    ngx_http_scripting_gate_retry_states(r, gr);
+/* the answer to an attempt: final, or swallowed to be retried */
 
-    if (gr->ticket) {
-        ngx_http_scripting_gate_upstream_status(r, gr, status);
-    }
+static ngx_int_t
+ngx_http_scripting_gate_retry_attempt_header(ngx_http_request_t *r,
+    ngx_http_scripting_gate_retry_ctx_t *ctx,
+    ngx_http_scripting_gate_retry_conf_t *rlcf)
+{
+    ngx_int_t             rc;
+    ngx_uint_t            status;
+    ngx_msec_t            ra;
+    ngx_http_upstream_t  *u;
 
-    gr->accounted = 1;
+    status = r->headers_out.status;
+
+    ctx->attempting = 0;
+    ctx->status = status;
+
+    ngx_http_scripting_gate_retry_states(r, ctx);
+
+    ra = 0;
+    rc = ngx_http_scripting_gate_retry_after(r, rlcf, status, &ra);
+
+    ngx_http_scripting_gate_retry_answer(ctx->rt.gate, rlcf, status, rc, ra);
 
     if (r->cached
-        || ngx_http_scripting_gate_retry_decide(r, gr, status) != NGX_OK)
+        || ngx_http_scripting_gate_retry_next(&ctx->rt, rlcf, status,
+                                              r->method, rc, ra)
+           != NGX_OK)
     {
         return ngx_http_next_header_filter(r);
     }
 
     /* swallowed: the client sees nothing of it, no cache stores it */
 
-    gr->retries++;
-    gr->swallow = 1;
+    ctx->rt.retries++;
+    ctx->swallow = 1;
 
-    ngx_http_scripting_gate_release(gr);
+    if (ctx->rt.gate) {
+        ngx_http_scripting_gate_release(ctx->rt.gate);
+    }
 
     u = r->upstream;
 
@@ -817,11 +1045,11 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
     /* the attempt's end takes one reference, the wait keeps this one */
     r->main->count++;
 
-    gr->retry_event.handler = ngx_http_scripting_gate_retry_wait;
-    gr->retry_event.data = gr;
-    gr->retry_event.log = r->connection->log;
+    ctx->event.handler = ngx_http_scripting_gate_retry_wait;
+    ctx->event.data = ctx;
+    ctx->event.log = r->connection->log;
 
-    ngx_post_event(&gr->retry_event, &ngx_posted_events);
+    ngx_post_event(&ctx->event, &ngx_posted_events);
 
     return NGX_OK;
 }
@@ -831,12 +1059,12 @@ static ngx_int_t
 ngx_http_scripting_gate_retry_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in)
 {
-    ngx_chain_t                    *cl;
-    ngx_http_scripting_gate_req_t  *gr;
+    ngx_chain_t                          *cl;
+    ngx_http_scripting_gate_retry_ctx_t  *ctx;
 
-    gr = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_retry_module);
 
-    if (gr == NULL || !gr->swallow || r != r->main) {
+    if (ctx == NULL || !ctx->swallow || r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -851,30 +1079,120 @@ ngx_http_scripting_gate_retry_body_filter(ngx_http_request_t *r,
 }
 
 
-char *
+/*
+ * The request's retry context is kept in a pool cleanup (it survives
+ * internal redirects, which zero r->ctx) and cached in r->ctx.
+ */
+
+static ngx_http_scripting_gate_retry_ctx_t *
+ngx_http_scripting_gate_retry_ctx(ngx_http_request_t *r, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t                   *cln;
+    ngx_http_scripting_gate_retry_ctx_t  *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_scripting_gate_retry_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_scripting_gate_retry_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_scripting_gate_retry_module);
+            return ctx;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool,
+                               sizeof(ngx_http_scripting_gate_retry_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_scripting_gate_retry_ctx_t));
+    ctx->request = r;
+    ctx->rt.log = r->connection->log;
+
+    cln->handler = ngx_http_scripting_gate_retry_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_scripting_gate_retry_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_scripting_gate_retry_cleanup(void *data)
+{
+    ngx_http_scripting_gate_retry_ctx_t  *ctx = data;
+
+    if (ctx->event.timer_set) {
+        ngx_del_timer(&ctx->event);
+    }
+
+    if (ctx->event.posted) {
+        ngx_delete_posted_event(&ctx->event);
+    }
+
+    ngx_http_scripting_gate_retry_done(&ctx->rt);
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                               *p;
+    ngx_http_scripting_gate_retry_ctx_t  *ctx;
+
+    ctx = ngx_http_scripting_gate_retry_ctx(r, 0);
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%ui", ctx ? ctx->rt.retries : 0) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static char *
 ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
+    ngx_http_scripting_gate_retry_conf_t *rlcf = conf;
 
-    u_char                                *p, *last, *start;
-    ngx_int_t                              n;
-    ngx_str_t                             *value, s;
-    ngx_uint_t                             i, j, *code;
-    ngx_msec_t                            *msp;
-    ngx_http_scripting_gate_retry_conf_t  *rcf;
+    u_char                                  *p, *last, *start;
+    ngx_int_t                                n;
+    ngx_str_t                               *value, s;
+    ngx_uint_t                               i, j, *code;
+    ngx_msec_t                              *msp;
+    ngx_http_scripting_gate_retry_policy_t  *rcf;
 
-    if (glcf->retry != NGX_CONF_UNSET_PTR) {
+    if (rlcf->policy != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        glcf->retry = NULL;
+        rlcf->policy = NULL;
         return NGX_CONF_OK;
     }
 
-    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_retry_conf_t));
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_retry_policy_t));
     if (rcf == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1060,7 +1378,57 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    glcf->retry = rcf;
+    rlcf->policy = rcf;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_after_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf)
+{
+    ngx_http_scripting_gate_retry_conf_t *rlcf = conf;
+
+    ngx_str_t  *value, s;
+
+    if (rlcf->retry_after != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        rlcf->retry_after = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        rlcf->retry_after = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\", it must be \"on\" or \"off\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "max=", 4) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.len = value[2].len - 4;
+        s.data = value[2].data + 4;
+
+        rlcf->retry_after_max = ngx_parse_time(&s, 0);
+
+        if (rlcf->retry_after_max == (ngx_msec_t) NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid max \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -1076,13 +1444,13 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static void
 ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf)
 {
-    ngx_uint_t                            i;
-    ngx_module_t                         *m;
-    ngx_command_t                        *cmd;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
+    ngx_uint_t                                  i;
+    ngx_module_t                               *m;
+    ngx_command_t                              *cmd;
+    ngx_http_scripting_gate_retry_main_conf_t  *gmcf;
 
     gmcf = ngx_http_conf_get_module_main_conf(cf,
-                                              ngx_http_scripting_gate_module);
+                                        ngx_http_scripting_gate_retry_module);
     gmcf->proxy_index = NGX_ERROR;
     gmcf->proxy_version = NGX_CONF_UNSET_UINT;
     gmcf->proxy_pass_body = NGX_CONF_UNSET_UINT;
@@ -1130,10 +1498,91 @@ ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf)
 }
 
 
-ngx_int_t
+static void *
+ngx_http_scripting_gate_retry_create_main_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool,
+                       sizeof(ngx_http_scripting_gate_retry_main_conf_t));
+}
+
+
+static void *
+ngx_http_scripting_gate_retry_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_scripting_gate_retry_conf_t  *conf;
+
+    conf = ngx_palloc(cf->pool, sizeof(ngx_http_scripting_gate_retry_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->policy = NGX_CONF_UNSET_PTR;
+    conf->retry_after = NGX_CONF_UNSET;
+    conf->retry_after_max = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_scripting_gate_retry_conf_t *prev = parent;
+    ngx_http_scripting_gate_retry_conf_t *conf = child;
+
+    ngx_conf_merge_ptr_value(conf->policy, prev->policy, NULL);
+    ngx_conf_merge_value(conf->retry_after, prev->retry_after, 1);
+    ngx_conf_merge_msec_value(conf->retry_after_max, prev->retry_after_max,
+                              180000);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_retry_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_scripting_gate_retry_count_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_scripting_gate_retry_variable;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_http_scripting_gate_retry_init(ngx_conf_t *cf)
 {
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
     ngx_http_scripting_gate_retry_find_proxy(cf);
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_scripting_gate_retry_rewrite_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_scripting_gate_retry_handler;
+
+    ngx_http_scripting_gate_next_defer = ngx_http_scripting_gate_defer;
+    ngx_http_scripting_gate_defer = ngx_http_scripting_gate_retry_defer;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_scripting_gate_retry_header_filter;

@@ -27,37 +27,11 @@
 #define NGX_HTTP_SCRIPTING_GATE_STATS_LINE        160
 
 
-/* a key's figures, or a zone's totals, out of shared memory */
+/* scripting_gate_stats of a location */
 typedef struct {
-    ngx_str_t                           key;
-    ngx_str_t                           label;      /* {zone="",key=""} */
-    ngx_uint_t                          limit;
-    ngx_uint_t                          active;
-    ngx_uint_t                          queued;
-    ngx_uint_t                          cooldown;   /* ms */
-    ngx_uint_t                          passed;
-    ngx_uint_t                          queued_total;
-    ngx_uint_t                          rejected;
-    ngx_uint_t                          timed_out;
-    ngx_uint_t                          upstream_429;
-    ngx_uint_t                          retries;
-} ngx_http_scripting_gate_stats_key_t;
-
-
-typedef struct {
-    ngx_str_t                           name;
-    ngx_str_t                           label;      /* zone="" */
-    ngx_array_t                         keys;
-    ngx_uint_t                          nkeys;
-    ngx_uint_t                          evicted;
-    ngx_uint_t                          no_memory;
-    ngx_uint_t                          requests;
-    ngx_uint_t                          retrying;
-    ngx_uint_t                          exhausted;
-    ngx_http_scripting_gate_stats_key_t totals;
-    ngx_http_scripting_gate_hist_t      wait;
-    ngx_http_scripting_gate_hist_t      upstream;
-} ngx_http_scripting_gate_stats_zone_t;
+    ngx_uint_t                          max_keys;
+    ngx_flag_t                          reset;
+} ngx_http_scripting_gate_stats_conf_t;
 
 
 /* a Prometheus family whose value is an ngx_uint_t at "offset" */
@@ -81,17 +55,13 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r);
-static ngx_array_t *ngx_http_scripting_gate_stats_snapshot(
-    ngx_http_request_t *r, ngx_uint_t max_keys);
-static void ngx_http_scripting_gate_stats_copy(
-    ngx_http_scripting_gate_stats_key_t *k,
-    ngx_http_scripting_gate_counters_t *c);
-static size_t ngx_http_scripting_gate_stats_utf8_len(u_char *p, u_char *end);
-static void ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r);
+static char *ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void *ngx_http_scripting_gate_stats_create_loc_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_scripting_gate_stats_json(ngx_http_request_t *r,
     ngx_array_t *zones, ngx_chain_t *out);
 static json_t *ngx_http_scripting_gate_stats_counters(
-    ngx_http_scripting_gate_stats_key_t *k);
+    ngx_http_scripting_gate_key_stats_t *k);
 static json_t *ngx_http_scripting_gate_stats_hist(
     ngx_http_scripting_gate_hist_t *h);
 static ngx_int_t ngx_http_scripting_gate_stats_prometheus(
@@ -108,11 +78,55 @@ static ngx_int_t ngx_http_scripting_gate_stats_jobs_prometheus(
 static u_char *ngx_http_scripting_gate_stats_seconds(u_char *p, ngx_msec_t ms);
 
 
+static ngx_command_t  ngx_http_scripting_gate_stats_commands[] = {
+
+    { ngx_string("scripting_gate_stats"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_scripting_gate_stats,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_scripting_gate_status_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_scripting_gate_stats_create_loc_conf, /* create location conf */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_scripting_gate_status_module = {
+    NGX_MODULE_V1,
+    &ngx_http_scripting_gate_status_module_ctx, /* module context */
+    ngx_http_scripting_gate_stats_commands, /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
 #define ngx_http_scripting_gate_stats_key_field(field)                        \
-    offsetof(ngx_http_scripting_gate_stats_key_t, field)
+    offsetof(ngx_http_scripting_gate_key_stats_t, field)
 
 #define ngx_http_scripting_gate_stats_zone_field(field)                       \
-    offsetof(ngx_http_scripting_gate_stats_zone_t, field)
+    offsetof(ngx_http_scripting_gate_zone_stats_t, field)
 
 
 /*
@@ -243,10 +257,17 @@ static ngx_http_scripting_gate_stats_family_t
 };
 
 
-char *
+static void *
+ngx_http_scripting_gate_stats_create_loc_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_stats_conf_t));
+}
+
+
+static char *
 ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_scripting_gate_loc_conf_t *glcf = conf;
+    ngx_http_scripting_gate_stats_conf_t *scf = conf;
 
     ngx_int_t                  n;
     ngx_str_t                 *value;
@@ -261,17 +282,17 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    glcf->stats_max_keys = NGX_HTTP_SCRIPTING_GATE_STATS_MAX_KEYS;
+    scf->max_keys = NGX_HTTP_SCRIPTING_GATE_STATS_MAX_KEYS;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
         if (ngx_strcmp(value[i].data, "reset=on") == 0) {
-            glcf->stats_reset = 1;
+            scf->reset = 1;
             continue;
         }
 
         if (ngx_strcmp(value[i].data, "reset=off") == 0) {
-            glcf->stats_reset = 0;
+            scf->reset = 0;
             continue;
         }
 
@@ -284,7 +305,7 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            glcf->stats_max_keys = n;
+            scf->max_keys = n;
             continue;
         }
 
@@ -296,9 +317,7 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_scripting_gate_stats_handler;
 
     /* nor does the status endpoint: a scrape is no job */
-    if (glcf->async == NGX_CONF_UNSET_PTR) {
-        glcf->async = NULL;
-    }
+    ngx_http_scripting_gate_async_off(cf);
 
     return NGX_CONF_OK;
 }
@@ -314,23 +333,26 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
     ngx_array_t                          *zones;
     ngx_table_elt_t                      *accept;
     ngx_http_scripting_gate_stats_text_t  text;
-    ngx_http_scripting_gate_loc_conf_t   *glcf;
+    ngx_http_scripting_gate_stats_conf_t *scf;
 
     static ngx_str_t  allow = ngx_string("GET, HEAD");
     static ngx_str_t  allow_delete = ngx_string("GET, HEAD, DELETE");
     static ngx_str_t  vary = ngx_string("Accept");      /* the header, too */
     static ngx_str_t  no_cache = ngx_string("no-cache");
 
-    glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
+    scf = ngx_http_get_module_loc_conf(r,
+                                       ngx_http_scripting_gate_status_module);
 
-    if (r->method == NGX_HTTP_DELETE && glcf->stats_reset) {
-        ngx_http_scripting_gate_stats_reset(r);
+    if (r->method == NGX_HTTP_DELETE && scf->reset) {
+        ngx_http_scripting_gate_reset(r);
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "scripting_gate_stats: counters reset");
         return NGX_HTTP_NO_CONTENT;
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         if (ngx_http_scripting_gate_add_header(r, "Allow",
-                                               glcf->stats_reset
+                                               scf->reset
                                                ? &allow_delete : &allow)
             != NGX_OK)
         {
@@ -405,8 +427,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
         r->headers_out.content_length_n = out.buf->last - out.buf->pos;
 
     } else {
-        zones = ngx_http_scripting_gate_stats_snapshot(r,
-                                                       glcf->stats_max_keys);
+        zones = ngx_http_scripting_gate_snapshot(r, scf->max_keys);
         if (zones == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -461,319 +482,6 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_array_t *
-ngx_http_scripting_gate_stats_snapshot(ngx_http_request_t *r,
-    ngx_uint_t max_keys)
-{
-    ngx_int_t                              rc;
-    ngx_msec_t                             now;
-    ngx_uint_t                             i, j;
-    ngx_queue_t                           *q;
-    ngx_array_t                           *zones;
-    ngx_shm_zone_t                       **shm_zone;
-    ngx_http_scripting_gate_zone_t        *zone;
-    ngx_http_scripting_gate_node_t        *node;
-    ngx_http_scripting_gate_shctx_t       *sh;
-    ngx_http_scripting_gate_stats_key_t   *k;
-    ngx_http_scripting_gate_stats_zone_t  *z;
-    ngx_http_scripting_gate_main_conf_t   *gmcf;
-
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
-
-    zones = ngx_array_create(r->pool, gmcf->zones.nelts + 1,
-                             sizeof(ngx_http_scripting_gate_stats_zone_t));
-    if (zones == NULL) {
-        return NULL;
-    }
-
-    shm_zone = gmcf->zones.elts;
-
-    for (i = 0; i < gmcf->zones.nelts; i++) {
-        zone = shm_zone[i]->data;
-        sh = zone->sh;
-
-        z = ngx_array_push(zones);
-        if (z == NULL) {
-            return NULL;
-        }
-
-        ngx_memzero(z, sizeof(ngx_http_scripting_gate_stats_zone_t));
-        z->name = shm_zone[i]->shm.name;
-
-        rc = NGX_OK;
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-
-        /*
-         * the gate waits for this mutex too: only copying here, and pool
-         * allocations that fail by leaving the loop, not by returning
-         */
-
-        now = ngx_current_msec;
-
-        z->nkeys = sh->keys;
-        z->evicted = sh->evicted;
-        z->no_memory = sh->no_memory;
-        z->requests = sh->requests;
-        z->retrying = sh->retrying;
-        z->exhausted = sh->budget_exhausted;
-        z->totals.active = sh->active;
-        z->totals.queued = sh->queued;
-        ngx_http_scripting_gate_stats_copy(&z->totals, &sh->counters);
-        z->wait = sh->wait;
-        z->upstream = sh->upstream;
-
-        if (ngx_array_init(&z->keys, r->pool,
-                           ngx_max(ngx_min(sh->keys, max_keys), 1),
-                           sizeof(ngx_http_scripting_gate_stats_key_t))
-            != NGX_OK)
-        {
-            rc = NGX_ERROR;
-            q = ngx_queue_sentinel(&sh->lru);
-
-        } else {
-            q = ngx_queue_head(&sh->lru);
-        }
-
-        /* most recently used first; a flood of keys costs max_keys at most */
-
-        for ( /* void */ ;
-             q != ngx_queue_sentinel(&sh->lru)
-             && z->keys.nelts < max_keys && rc == NGX_OK;
-             q = ngx_queue_next(q))
-        {
-            node = ngx_queue_data(q, ngx_http_scripting_gate_node_t, lru);
-
-            k = ngx_array_push(&z->keys);
-            if (k == NULL) {
-                rc = NGX_ERROR;
-                continue;
-            }
-
-            k->key.len = node->len;
-            k->key.data = ngx_pnalloc(r->pool, node->len);
-            if (k->key.data == NULL) {
-                z->keys.nelts--;
-                rc = NGX_ERROR;
-                continue;
-            }
-
-            ngx_memcpy(k->key.data, node->data, node->len);
-
-            k->limit = node->limit;
-            k->active = node->active;
-            k->queued = node->queued;
-            k->cooldown = (node->cooldown_until
-                           && (ngx_msec_int_t) (node->cooldown_until - now) > 0)
-                          ? node->cooldown_until - now : 0;
-
-            ngx_http_scripting_gate_stats_copy(k, &node->counters);
-        }
-
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-
-        if (rc != NGX_OK) {
-            return NULL;
-        }
-
-        /* names are shown as text, out of the lock */
-
-        if (ngx_http_scripting_gate_stats_utf8(r->pool, &z->name, 0)
-            != NGX_OK)
-        {
-            return NULL;
-        }
-
-        k = z->keys.elts;
-
-        for (j = 0; j < z->keys.nelts; j++) {
-            if (ngx_http_scripting_gate_stats_utf8(r->pool, &k[j].key, 1)
-                != NGX_OK)
-            {
-                return NULL;
-            }
-        }
-    }
-
-    return zones;
-}
-
-
-static void
-ngx_http_scripting_gate_stats_copy(ngx_http_scripting_gate_stats_key_t *k,
-    ngx_http_scripting_gate_counters_t *c)
-{
-    k->passed = c->passed;
-    k->queued_total = c->queued_total;
-    k->rejected = c->rejected;
-    k->timed_out = c->timed_out;
-    k->upstream_429 = c->upstream_429;
-    k->retries = c->retries;
-}
-
-
-/*
- * JSON and the Prometheus text are UTF-8, while a key holds whatever bytes
- * the request had: a byte that is not part of a valid sequence is shown as
- * \xHH instead, so that one odd key cannot break the whole answer (nor a
- * job's JSON).  In a key, a backslash is shown as \x5C too: otherwise the
- * key made of byte 0xFF and the key made of the four characters "\xFF"
- * would be shown alike, one hiding the other in JSON and both making one
- * series twice in Prometheus.
- */
-
-ngx_int_t
-ngx_http_scripting_gate_stats_utf8(ngx_pool_t *pool, ngx_str_t *s,
-    ngx_uint_t key)
-{
-    size_t   n;
-    u_char  *p, *d, *end, *dst;
-
-    end = s->data + s->len;
-
-    for (p = s->data; p < end; p += n) {
-        n = ngx_http_scripting_gate_stats_utf8_len(p, end);
-        if (n == 0 || (key && *p == '\\')) {
-            break;
-        }
-    }
-
-    if (p == end) {
-        return NGX_OK;
-    }
-
-    dst = ngx_pnalloc(pool, s->len * 4);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    d = ngx_cpymem(dst, s->data, p - s->data);
-
-    while (p < end) {
-        n = ngx_http_scripting_gate_stats_utf8_len(p, end);
-
-        if (n == 0 || (key && *p == '\\')) {
-            d = ngx_sprintf(d, "\\x%02Xd", *p++);
-            continue;
-        }
-
-        d = ngx_cpymem(d, p, n);
-        p += n;
-    }
-
-    s->data = dst;
-    s->len = d - dst;
-
-    return NGX_OK;
-}
-
-
-/*
- * the length of the valid UTF-8 sequence at p, or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF; jansson is as strict)
- */
-
-static size_t
-ngx_http_scripting_gate_stats_utf8_len(u_char *p, u_char *end)
-{
-    size_t    len, i;
-    uint32_t  u, min;
-
-    u = *p;
-
-    if (u < 0x80) {
-        return 1;
-    }
-
-    if (u >= 0xc2 && u <= 0xdf) {
-        len = 2;
-        u &= 0x1f;
-        min = 0x80;
-
-    } else if (u >= 0xe0 && u <= 0xef) {
-        len = 3;
-        u &= 0x0f;
-        min = 0x800;
-
-    } else if (u >= 0xf0 && u <= 0xf4) {
-        len = 4;
-        u &= 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (end - p) < len) {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        u = (u << 6) | (p[i] & 0x3f);
-    }
-
-    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
-        return 0;
-    }
-
-    return len;
-}
-
-
-static void
-ngx_http_scripting_gate_stats_reset(ngx_http_request_t *r)
-{
-    ngx_uint_t                            i;
-    ngx_queue_t                          *q;
-    ngx_shm_zone_t                      **shm_zone;
-    ngx_http_scripting_gate_zone_t       *zone;
-    ngx_http_scripting_gate_node_t       *node;
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
-
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
-    shm_zone = gmcf->zones.elts;
-
-    /*
-     * counters and histograms only: limit, active, queued, the cool-downs
-     * and the retry budget's requests under way are live state the gate
-     * works with
-     */
-
-    for (i = 0; i < gmcf->zones.nelts; i++) {
-        zone = shm_zone[i]->data;
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-
-        ngx_memzero(&zone->sh->counters,
-                    sizeof(ngx_http_scripting_gate_counters_t));
-        ngx_memzero(&zone->sh->wait, sizeof(ngx_http_scripting_gate_hist_t));
-        ngx_memzero(&zone->sh->upstream,
-                    sizeof(ngx_http_scripting_gate_hist_t));
-        zone->sh->evicted = 0;
-        zone->sh->no_memory = 0;
-        zone->sh->budget_exhausted = 0;
-
-        for (q = ngx_queue_head(&zone->sh->lru);
-             q != ngx_queue_sentinel(&zone->sh->lru);
-             q = ngx_queue_next(q))
-        {
-            node = ngx_queue_data(q, ngx_http_scripting_gate_node_t, lru);
-            ngx_memzero(&node->counters,
-                        sizeof(ngx_http_scripting_gate_counters_t));
-        }
-
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "scripting_gate_stats: counters reset");
-}
-
-
 static ngx_int_t
 ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
     ngx_chain_t *out)
@@ -784,9 +492,9 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
     ngx_buf_t                             *b;
     ngx_uint_t                             i, j;
     ngx_time_t                            *tp;
-    ngx_http_scripting_gate_stats_key_t   *k;
-    ngx_http_scripting_gate_stats_zone_t  *z;
-    ngx_http_scripting_gate_main_conf_t   *gmcf;
+    ngx_http_scripting_gate_key_stats_t   *k;
+    ngx_http_scripting_gate_zone_stats_t  *z;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
 
     ngx_http_scripting_gate_json_use_pool(r->pool);
 
@@ -867,9 +575,10 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
 
     /* "jobs" only with async jobs configured: a zone of jobs each */
 
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+    amcf = ngx_http_get_module_main_conf(r,
+                                         ngx_http_scripting_gate_async_module);
 
-    if (gmcf->jobs_zones.nelts
+    if (amcf->jobs_zones.nelts
         && json_object_set_new(root, "jobs",
                                ngx_http_scripting_gate_stats_jobs_json(r))
            != 0)
@@ -918,7 +627,7 @@ done:
 
 
 static json_t *
-ngx_http_scripting_gate_stats_counters(ngx_http_scripting_gate_stats_key_t *k)
+ngx_http_scripting_gate_stats_counters(ngx_http_scripting_gate_key_stats_t *k)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
                      "passed", (json_int_t) k->passed,
@@ -977,8 +686,8 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
     ngx_int_t                               rc;
     ngx_uint_t                              i, j, b, c, v, sum;
     ngx_http_scripting_gate_hist_t         *h;
-    ngx_http_scripting_gate_stats_key_t    *k;
-    ngx_http_scripting_gate_stats_zone_t   *z;
+    ngx_http_scripting_gate_key_stats_t    *k;
+    ngx_http_scripting_gate_zone_stats_t   *z;
     ngx_http_scripting_gate_stats_family_t *f;
 
     static char  *hists[][2] = {
@@ -1121,20 +830,21 @@ ngx_http_scripting_gate_stats_jobs_json(ngx_http_request_t *r)
     json_t                                 *jobs, *jz;
     ngx_uint_t                              i, v;
     ngx_http_scripting_gate_jobs_zone_t   **jzp;
-    ngx_http_scripting_gate_main_conf_t    *gmcf;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
     ngx_http_scripting_gate_jobs_shctx_t    figures;
     ngx_http_scripting_gate_stats_family_t *f;
 
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+    amcf = ngx_http_get_module_main_conf(r,
+                                         ngx_http_scripting_gate_async_module);
 
     jobs = json_object();
     if (jobs == NULL) {
         return NULL;
     }
 
-    jzp = gmcf->jobs_zones.elts;
+    jzp = amcf->jobs_zones.elts;
 
-    for (i = 0; i < gmcf->jobs_zones.nelts; i++) {
+    for (i = 0; i < amcf->jobs_zones.nelts; i++) {
         ngx_http_scripting_gate_jobs_figures(jzp[i], &figures);
 
         jz = json_object();
@@ -1176,26 +886,27 @@ ngx_http_scripting_gate_stats_jobs_prometheus(ngx_http_request_t *r,
     ngx_str_t                              *name, label;
     ngx_uint_t                              i, v;
     ngx_http_scripting_gate_jobs_zone_t   **jzp;
-    ngx_http_scripting_gate_main_conf_t    *gmcf;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
     ngx_http_scripting_gate_jobs_shctx_t   *figures;
     ngx_http_scripting_gate_stats_family_t *f;
 
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
+    amcf = ngx_http_get_module_main_conf(r,
+                                         ngx_http_scripting_gate_async_module);
 
-    if (gmcf->jobs_zones.nelts == 0) {
+    if (amcf->jobs_zones.nelts == 0) {
         return NGX_OK;
     }
 
     figures = ngx_palloc(r->pool,
-                         gmcf->jobs_zones.nelts
+                         amcf->jobs_zones.nelts
                          * sizeof(ngx_http_scripting_gate_jobs_shctx_t));
     if (figures == NULL) {
         return NGX_ERROR;
     }
 
-    jzp = gmcf->jobs_zones.elts;
+    jzp = amcf->jobs_zones.elts;
 
-    for (i = 0; i < gmcf->jobs_zones.nelts; i++) {
+    for (i = 0; i < amcf->jobs_zones.nelts; i++) {
         ngx_http_scripting_gate_jobs_figures(jzp[i], &figures[i]);
     }
 
@@ -1210,7 +921,7 @@ ngx_http_scripting_gate_stats_jobs_prometheus(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        for (i = 0; i < gmcf->jobs_zones.nelts; i++) {
+        for (i = 0; i < amcf->jobs_zones.nelts; i++) {
             name = &jzp[i]->shm_zone->shm.name;
             v = *(ngx_uint_t *) ((u_char *) &figures[i] + f->offset);
 
@@ -1246,8 +957,8 @@ ngx_http_scripting_gate_stats_labels(ngx_pool_t *pool, ngx_array_t *zones)
 {
     u_char                                *p;
     ngx_uint_t                             i, j;
-    ngx_http_scripting_gate_stats_key_t   *k;
-    ngx_http_scripting_gate_stats_zone_t  *z;
+    ngx_http_scripting_gate_key_stats_t   *k;
+    ngx_http_scripting_gate_zone_stats_t  *z;
 
     z = zones->elts;
 

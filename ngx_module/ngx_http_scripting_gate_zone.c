@@ -10,7 +10,7 @@
  */
 
 
-#include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_shm.h"
 
 
 /* keys evicted at most per failed allocation, to bound the time locked */
