@@ -746,7 +746,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
                      - p;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "scripting async: job %*s accepted, key \"%V\"",
+                  "scripting_async: job %*s accepted, key \"%V\"",
                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
                   &run->gate.key);
 
@@ -830,7 +830,7 @@ ngx_http_scripting_gate_async_callback_allowed(ngx_http_request_t *r,
 refused:
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "scripting async: callback URL \"%*s\" is not allowed",
+                  "scripting_async: callback URL \"%*s\" is not allowed",
                   ngx_min(url->len, 256), url->data);
 
     return NGX_DECLINED;
@@ -1305,7 +1305,7 @@ ngx_http_scripting_gate_async_refused(ngx_http_scripting_gate_run_t *run)
     delay = ngx_max(run->gate.retry_after, 100);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, run->log, 0,
-                   "scripting async: job %*s waits for the gate",
+                   "scripting_async: job %*s waits for the gate",
                    (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id);
 
     /* the run's timeout ends the wait if it comes first */
@@ -1404,7 +1404,7 @@ ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
                                                     : NGX_HTTP_BAD_GATEWAY;
 
         ngx_log_error(NGX_LOG_WARN, run->log, 0,
-                      "scripting async: job %*s, attempt %ui: %s",
+                      "scripting_async: job %*s, attempt %ui: %s",
                       (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
                       run->attempts, curl_easy_strerror(code));
 
@@ -1427,7 +1427,7 @@ ngx_http_scripting_gate_async_done(ngx_http_scripting_gate_curl_t *cu,
                                             (ngx_uint_t) status);
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, run->log, 0,
-                       "scripting async: job %*s, retry in %M ms",
+                       "scripting_async: job %*s, retry in %M ms",
                        (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
                        run->rt.delay);
 
@@ -1532,7 +1532,7 @@ ngx_http_scripting_gate_async_finish(ngx_http_scripting_gate_run_t *run,
                                        &headers, &body);
 
     ngx_log_error(NGX_LOG_INFO, run->log, 0,
-                  "scripting async: job %*s %s, status %ui, %ui attempt%s",
+                  "scripting_async: job %*s %s, status %ui, %ui attempt%s",
                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
                   state == NGX_HTTP_SCRIPTING_GATE_JOB_SUCCEEDED
                   ? "succeeded" : "failed",
@@ -1688,7 +1688,7 @@ ngx_http_scripting_gate_async_callback_done(ngx_http_scripting_gate_curl_t *cu,
     }
 
     ngx_log_error(NGX_LOG_WARN, run->log, 0,
-                  "scripting async: callback of job %*s, attempt %ui: %s%l",
+                  "scripting_async: callback of job %*s, attempt %ui: %s%l",
                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
                   run->cb_attempts,
                   status ? "status " : curl_easy_strerror(code), status);
@@ -1788,7 +1788,7 @@ ngx_http_scripting_gate_async_shutdown_check(ngx_event_t *ev)
             >= ccf->shutdown_timeout)
         {
             ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                          "scripting async: worker_shutdown_timeout: the "
+                          "scripting_async: worker_shutdown_timeout: the "
                           "jobs still running here fail");
 
             ngx_str_set(&reason, "the worker process running the job shut "
@@ -2009,7 +2009,7 @@ ngx_http_scripting_gate_async_retry_after(ngx_http_scripting_gate_run_t *run,
                 != NGX_OK)
             {
                 ngx_log_error(NGX_LOG_WARN, run->log, 0,
-                              "scripting_gate: ignoring malformed "
+                              "scripting_async: ignoring malformed "
                               "Retry-After \"%*s\"",
                               ngx_min(value.len, 64), value.data);
                 return NGX_ERROR;

@@ -214,7 +214,7 @@ ngx_http_scripting_gate_curl_fail_handler(ngx_event_t *ev)
     cu = ev->data;
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "scripting async: a socket of a transfer could not be "
+                  "scripting_async: a socket of a transfer could not be "
                   "watched, the attempt fails");
 
     ngx_http_scripting_gate_curl_remove(cu);

@@ -341,7 +341,7 @@ full:
     ngx_shmtx_unlock(&jz->shpool->mutex);
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
-                  "scripting async: the job store \"%V\" is full, "
+                  "scripting_async: the job store \"%V\" is full, "
                   "the request is refused", &jz->shm_zone->shm.name);
 
     return NGX_DECLINED;
@@ -674,7 +674,7 @@ ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev)
             }
 
             ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                          "scripting async: job %*s failed, "
+                          "scripting_async: job %*s failed, "
                           "its worker %P exited",
                           (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN,
                           job->id, job->pid);

@@ -419,8 +419,9 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
          */
 
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "the value of the \"%V\" key is more than %d bytes: "
-                      "\"%*s...\", the request is gated by its digest",
+                      "scripting_gate: the value of the \"%V\" key is more "
+                      "than %d bytes: \"%*s...\", the request is gated by "
+                      "its digest",
                       &zone->key.value, NGX_HTTP_SCRIPTING_GATE_MAX_KEY,
                       (size_t) 64, key.data);
 

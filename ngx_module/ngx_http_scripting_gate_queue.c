@@ -235,7 +235,7 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
     ngx_add_timer(&g->event, wait ? wait : g->queue_timeout);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
-                   "scripting gate: queued \"%V\" ticket %ui", &g->key, t->id);
+                   "scripting_gate: queued \"%V\" ticket %ui", &g->key, t->id);
 
     return NGX_AGAIN;
 
@@ -721,7 +721,7 @@ ngx_http_scripting_gate_notify(ngx_http_scripting_gate_zone_t *zone,
         }
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, ngx_socket_errno,
-                       "scripting gate: wake-up of %P not sent",
+                       "scripting_gate: wake-up of %P not sent",
                        notes->note[i].pid);
 
         ngx_shmtx_lock(&zone->shpool->mutex);
@@ -886,7 +886,7 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
-                   "scripting gate: \"%V\" waited, rc:%i", &g->key, rc);
+                   "scripting_gate: \"%V\" waited, rc:%i", &g->key, rc);
 
     /* the handler runs the posted requests of a request it resumes */
     g->handler(g, rc);

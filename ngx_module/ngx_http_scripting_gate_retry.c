@@ -470,7 +470,7 @@ ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
         }
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "scripting retry: attempt %ui of \"%V\"",
+                       "scripting_retry: attempt %ui of \"%V\"",
                        ctx->rt.retries + 1, &r->uri);
 
         cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
@@ -513,7 +513,7 @@ ngx_http_scripting_gate_retry_wait(ngx_event_t *ev)
     if (!r->done) {
         /* a content handler that went on after r->header_only */
         ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                      "scripting retry: the attempt did not end with its "
+                      "scripting_retry: the attempt did not end with its "
                       "header, the request cannot be retried");
         ngx_http_finalize_request(r, NGX_ERROR);
         ngx_http_run_posted_requests(c);
@@ -528,7 +528,7 @@ ngx_http_scripting_gate_retry_wait(ngx_event_t *ev)
 
     if (!c->error) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "scripting retry: status %ui, next attempt in %M ms",
+                       "scripting_retry: status %ui, next attempt in %M ms",
                        ctx->status, ctx->rt.delay);
 
         ev->handler = ngx_http_scripting_gate_retry_timer;
@@ -761,7 +761,7 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_retry_t *rt,
     if (rlcf->retry_after && rc == NGX_OK) {
         if (ra > rlcf->retry_after_max || ra >= left) {
             ngx_log_error(NGX_LOG_INFO, rt->log, 0,
-                          "scripting retry: Retry-After of %M ms is beyond "
+                          "scripting_retry: Retry-After of %M ms is beyond "
                           "%s, the answer goes to the client", ra,
                           ra > rlcf->retry_after_max ? "the maximum"
                                                      : "the deadline");
@@ -803,7 +803,7 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_retry_t *rt,
 
     if (!ngx_http_scripting_gate_retry_budget(rt, rcf)) {
         ngx_log_error(NGX_LOG_WARN, rt->log, 0,
-                      "scripting retry: retry budget exhausted, "
+                      "scripting_retry: retry budget exhausted, "
                       "the answer goes to the client");
         return NGX_DECLINED;
     }
@@ -932,7 +932,7 @@ ngx_http_scripting_gate_retry_after(ngx_http_request_t *r,
 
     if (ngx_http_scripting_gate_retry_after_value(&h[i].value, ms) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "scripting retry: ignoring malformed Retry-After "
+                      "scripting_retry: ignoring malformed Retry-After "
                       "\"%*s\"", ngx_min(h[i].value.len, 64),
                       h[i].value.data);
         return NGX_ERROR;
@@ -980,7 +980,7 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
         && ngx_http_scripting_gate_retry_code(rlcf->policy, status))
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "scripting retry: the upstream's %ui goes to the "
+                      "scripting_retry: the upstream's %ui goes to the "
                       "client, the request body was streamed "
                       "(proxy_request_buffering off) and cannot be sent "
                       "again", status);

@@ -468,7 +468,7 @@ GET /result.txt
 post: 429 retries=0 upstream requests=1 body_len=38
 get: 200 retries=1 upstream requests=2
 --- error_log
-scripting retry: the upstream's 429 goes to the client, the request body was streamed (proxy_request_buffering off) and cannot be sent again
+scripting_retry: the upstream's 429 goes to the client, the request body was streamed (proxy_request_buffering off) and cannot be sent again
 --- timeout: 10
 
 

@@ -643,7 +643,7 @@ job: failed the worker process running the job shut down (worker_shutdown_timeou
 within 5 s: yes
 old workers gone: yes
 --- error_log
-scripting async: worker_shutdown_timeout: the jobs still running here fail
+scripting_async: worker_shutdown_timeout: the jobs still running here fail
 --- no_error_log
 open socket
 aborting
