@@ -34,6 +34,7 @@
 
 
 typedef struct ngx_http_scripting_gate_s  ngx_http_scripting_gate_t;
+typedef struct ngx_http_scripting_gate_hold_s  ngx_http_scripting_gate_hold_t;
 typedef struct ngx_http_scripting_gate_zone_s  ngx_http_scripting_gate_zone_t;
 typedef struct ngx_http_scripting_gate_backend_s
     ngx_http_scripting_gate_backend_t;
@@ -43,9 +44,11 @@ typedef struct ngx_http_scripting_gate_proc_s  ngx_http_scripting_gate_proc_t;
 typedef struct ngx_http_scripting_gate_ticket_s
     ngx_http_scripting_gate_ticket_t;
 
-/* a slot granted (rc NGX_OK) or refused after a wait in the queue */
+/* slots granted (rc NGX_OK) or refused after a wait in a queue */
 typedef void (*ngx_http_scripting_gate_handler_pt)(ngx_http_scripting_gate_t *g,
     ngx_int_t rc);
+typedef void (*ngx_http_scripting_gate_hold_pt)(
+    ngx_http_scripting_gate_hold_t *h, ngx_int_t rc);
 
 /* a request another module takes over before the gate sees it */
 typedef ngx_uint_t (*ngx_http_scripting_gate_defer_pt)(ngx_http_request_t *r);
@@ -64,6 +67,10 @@ typedef struct {
     ngx_str_t                           key;
     ngx_str_t                           label;      /* {zone="",key=""} */
     ngx_uint_t                          limit;
+    ngx_uint_t                          effective_limit;
+    ngx_uint_t                          rate;       /* per 1000 s */
+    ngx_uint_t                          decreases;
+    ngx_uint_t                          increases;
     ngx_uint_t                          active;
     ngx_uint_t                          queued;
     ngx_uint_t                          cooldown;   /* ms */
@@ -103,21 +110,34 @@ struct ngx_http_scripting_gate_zone_s {
 };
 
 
-/*
- * A request's or a job's hold on one key: waiting in its queue, or holding
- * a slot.  The caller owns the memory, keeps it until it has released it,
- * and sets log, handler and data.
- */
-struct ngx_http_scripting_gate_s {
+/* one scripting_gate line of a location */
+typedef struct {
+    ngx_shm_zone_t                     *shm_zone;
+    ngx_http_complex_value_t           *limit_cv;
+    ngx_uint_t                          limit;      /* the ceiling */
+    ngx_uint_t                          min;
+    ngx_uint_t                          queue;
+    ngx_msec_t                          queue_timeout;
+    ngx_uint_t                          rate;       /* per 1000 s, or 0 */
+    ngx_msec_t                          interval;   /* ms between starts */
+    unsigned                            adaptive:1;
+    unsigned                            cooldown:1;
+} ngx_http_scripting_gate_conf_t;
+
+
+/* one key of one zone: a place in its queue, or a slot */
+struct ngx_http_scripting_gate_hold_s {
     ngx_rbtree_node_t                   wnode;      /* key: ticket id */
     ngx_log_t                          *log;
     ngx_http_scripting_gate_zone_t     *zone;
+    ngx_http_scripting_gate_conf_t     *conf;
     ngx_http_scripting_gate_ticket_t   *ticket;     /* the backend's */
+    ngx_http_scripting_gate_t          *gate;
     ngx_str_t                           key;
     uint32_t                            hash;
     ngx_uint_t                          limit;
+    ngx_uint_t                          effective;  /* the limit met */
     ngx_uint_t                          queue;
-    ngx_msec_t                          queue_timeout;
     ngx_msec_t                          queued_at;
     ngx_msec_t                          acquired_at;
     ngx_msec_t                          wait;       /* ms queued, in all */
@@ -125,9 +145,31 @@ struct ngx_http_scripting_gate_s {
     ngx_uint_t                          status;     /* ..._PASSED... */
     ngx_uint_t                          outcome;    /* upstream status */
     ngx_event_t                         event;
+    ngx_http_scripting_gate_hold_pt     handler;
+    unsigned                            waiting:1;
+    unsigned                            retry:1;    /* ahead of newcomers */
+    unsigned                            cooling:1;  /* refused: cool-down */
+};
+
+
+/*
+ * A request's or a job's gates: the scripting_gate lines of its location,
+ * passed in the order written; what it took is held until the attempt
+ * ends.  The caller owns the memory, keeps it until it has released it,
+ * and sets log, handler and data.
+ */
+struct ngx_http_scripting_gate_s {
+    ngx_http_scripting_gate_hold_t     *holds;
+    ngx_uint_t                          nholds;
+    ngx_uint_t                          next;       /* to acquire */
+    ngx_http_scripting_gate_hold_t     *shown;      /* in the variables */
+    ngx_log_t                          *log;
     ngx_http_scripting_gate_handler_pt  handler;
     void                               *data;
-    unsigned                            waiting:1;
+    ngx_uint_t                          status;     /* ..._PASSED... */
+    ngx_msec_t                          retry_after; /* for a refusal */
+    ngx_uint_t                          outcome;    /* upstream status */
+    unsigned                            held:1;     /* every slot */
     unsigned                            retry:1;    /* ahead of newcomers */
     unsigned                            cooling:1;  /* refused: cool-down */
     unsigned                            dry_run:1;
@@ -135,14 +177,16 @@ struct ngx_http_scripting_gate_s {
 
 
 struct ngx_http_scripting_gate_backend_s {
-    ngx_int_t  (*acquire)(ngx_http_scripting_gate_t *g);
-    void       (*release)(ngx_http_scripting_gate_t *g);
-    void       (*cooldown)(ngx_http_scripting_gate_t *g, ngx_msec_t delay);
-    void       (*retried)(ngx_http_scripting_gate_t *g);
-    void       (*budget_count)(ngx_http_scripting_gate_t *g, ngx_int_t n);
-    ngx_uint_t (*budget_take)(ngx_http_scripting_gate_t *g,
+    ngx_int_t  (*acquire)(ngx_http_scripting_gate_hold_t *h);
+    void       (*release)(ngx_http_scripting_gate_hold_t *h);
+    void       (*cooldown)(ngx_http_scripting_gate_hold_t *h,
+                           ngx_msec_t delay);
+    void       (*retried)(ngx_http_scripting_gate_hold_t *h);
+    void       (*budget_count)(ngx_http_scripting_gate_hold_t *h,
+                               ngx_int_t n);
+    ngx_uint_t (*budget_take)(ngx_http_scripting_gate_hold_t *h,
                               ngx_uint_t percent, ngx_uint_t min);
-    void       (*budget_give)(ngx_http_scripting_gate_t *g);
+    void       (*budget_give)(ngx_http_scripting_gate_hold_t *h);
     ngx_int_t  (*snapshot)(ngx_http_scripting_gate_zone_t *zone,
                            ngx_pool_t *pool, ngx_uint_t max_keys,
                            ngx_http_scripting_gate_zone_stats_t *z);
@@ -156,23 +200,26 @@ extern ngx_http_scripting_gate_defer_pt   ngx_http_scripting_gate_defer;
 
 
 /*
- * The operations.  acquire: NGX_OK (a slot), NGX_AGAIN (queued: the
- * handler is called later), NGX_DECLINED (refused: status and
- * retry_after say why), NGX_ERROR (the zone is full).  release: gives back
- * the slot or the queue place, counting g->outcome; idempotent.
+ * The operations, on every gate of a request or job in the order written.
+ * acquire: NGX_OK (every slot), NGX_AGAIN (queued: the handler is called
+ * later), NGX_DECLINED (refused: status and retry_after say why; what was
+ * taken is given back), NGX_ERROR (a zone is full).  release: gives back
+ * the slots and queue places, counting the outcome; idempotent.
  */
-#define ngx_http_scripting_gate_acquire(g)                                   \
-    (g)->zone->backend->acquire(g)
-#define ngx_http_scripting_gate_cooldown(g, delay)                           \
-    (g)->zone->backend->cooldown(g, delay)
-#define ngx_http_scripting_gate_retried(g)                                   \
-    (g)->zone->backend->retried(g)
-
+ngx_int_t ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_t *g);
 void ngx_http_scripting_gate_release(ngx_http_scripting_gate_t *g);
+void ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_t *g,
+    ngx_msec_t delay);
+void ngx_http_scripting_gate_retried(ngx_http_scripting_gate_t *g);
+void ngx_http_scripting_gate_budget_count(ngx_http_scripting_gate_t *g,
+    ngx_int_t n);
+ngx_uint_t ngx_http_scripting_gate_budget_take(ngx_http_scripting_gate_t *g,
+    ngx_uint_t percent, ngx_uint_t min);
+void ngx_http_scripting_gate_budget_give(ngx_http_scripting_gate_t *g);
 
 /* the request path: the gate module's side of a request */
 ngx_int_t ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
-    ngx_http_scripting_gate_t *g);
+    ngx_http_scripting_gate_t *g, ngx_pool_t *pool);
 ngx_int_t ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_http_scripting_gate_t *g);
 ngx_http_scripting_gate_t *ngx_http_scripting_gate_get(ngx_http_request_t *r,

@@ -748,7 +748,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "scripting_async: job %*s accepted, key \"%V\"",
                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
-                  &run->gate.key);
+                  run->gate.nholds ? &run->gate.holds[0].key : &empty);
 
     /* the run may be gone after this */
     ngx_http_scripting_gate_async_attempt(run);
@@ -876,22 +876,18 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     run->rt.log = run->log;
     run->rt.started = run->started;
 
-    rc = ngx_http_scripting_gate_prepare(r, &run->gate);
+    /* the keys are evaluated now, and kept in the job's pool */
+    rc = ngx_http_scripting_gate_prepare(r, &run->gate, pool);
 
     if (rc == NGX_ERROR) {
         goto failed;
     }
 
+    ngx_str_null(&key);
+
     if (rc == NGX_OK) {
         run->rt.gate = &run->gate;
-
-        /* the key was evaluated in the request's pool */
-        key.data = ngx_pstrdup(pool, &run->gate.key);
-        if (key.data == NULL) {
-            goto failed;
-        }
-
-        run->gate.key.data = key.data;
+        key = run->gate.holds[0].key;
     }
 
     if (ngx_http_scripting_gate_async_copy_request(r, run) != NGX_OK) {
@@ -907,7 +903,6 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
         run->callback.len = callback->len;
     }
 
-    key = run->gate.key;
     method = r->method_name;
     uri = r->unparsed_uri;
 

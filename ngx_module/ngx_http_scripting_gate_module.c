@@ -16,6 +16,11 @@
 #include <ngx_md5.h>
 
 
+/* the number variables */
+#define NGX_HTTP_SCRIPTING_GATE_VAR_WAIT   0
+#define NGX_HTTP_SCRIPTING_GATE_VAR_LIMIT  1
+
+
 static ngx_int_t ngx_http_scripting_gate_rewrite_handler(
     ngx_http_request_t *r);
 static void ngx_http_scripting_gate_body_handler(ngx_http_request_t *r);
@@ -23,13 +28,22 @@ static ngx_int_t ngx_http_scripting_gate_preaccess_handler(
     ngx_http_request_t *r);
 static void ngx_http_scripting_gate_resume(ngx_http_scripting_gate_t *g,
     ngx_int_t rc);
+static ngx_int_t ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
+    ngx_http_scripting_gate_conf_t *gc, ngx_http_scripting_gate_hold_t *h,
+    ngx_pool_t *pool);
+static ngx_int_t ngx_http_scripting_gate_long_key(ngx_http_request_t *r,
+    ngx_http_scripting_gate_zone_t *zone, ngx_str_t *key);
+static ngx_int_t ngx_http_scripting_gate_passed(ngx_http_scripting_gate_t *g,
+    ngx_http_scripting_gate_hold_t *h, ngx_int_t rc);
+static void ngx_http_scripting_gate_held(ngx_http_scripting_gate_hold_t *h,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_scripting_gate_header_filter(ngx_http_request_t *r);
 static void ngx_http_scripting_gate_cleanup(void *data);
 static ngx_int_t ngx_http_scripting_gate_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_scripting_gate_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_scripting_gate_wait_variable(
+static ngx_int_t ngx_http_scripting_gate_number_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_scripting_gate_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf);
@@ -39,6 +53,12 @@ static char *ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_scripting_gate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_scripting_gate_parse(ngx_conf_t *cf,
+    ngx_http_scripting_gate_conf_t *gc, ngx_str_t *value);
+static char *ngx_http_scripting_gate_parse_limit(ngx_conf_t *cf,
+    ngx_http_scripting_gate_conf_t *gc, ngx_str_t *value);
+static char *ngx_http_scripting_gate_parse_rate(ngx_conf_t *cf,
+    ngx_http_scripting_gate_conf_t *gc, ngx_str_t *value);
 static ngx_int_t ngx_http_scripting_gate_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_scripting_gate_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_scripting_gate_init_process(ngx_cycle_t *cycle);
@@ -160,8 +180,12 @@ static ngx_http_variable_t  ngx_http_scripting_gate_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("scripting_gate_wait"), NULL,
-      ngx_http_scripting_gate_wait_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_scripting_gate_number_variable,
+      NGX_HTTP_SCRIPTING_GATE_VAR_WAIT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("scripting_gate_limit"), NULL,
+      ngx_http_scripting_gate_number_variable,
+      NGX_HTTP_SCRIPTING_GATE_VAR_LIMIT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -188,7 +212,7 @@ ngx_http_scripting_gate_rewrite_handler(ngx_http_request_t *r)
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    if (glcf->shm_zone == NULL) {
+    if (glcf->gates == NULL || glcf->gates->nelts == 0) {
         return NGX_DECLINED;
     }
 
@@ -304,7 +328,8 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
      * an async submission is answered at once, its job gated when it runs;
      * a retried request is gated attempt by attempt
      */
-    if (glcf->shm_zone == NULL
+    if (glcf->gates == NULL
+        || glcf->gates->nelts == 0
         || (ngx_http_scripting_gate_defer && ngx_http_scripting_gate_defer(r)))
     {
         return NGX_DECLINED;
@@ -320,7 +345,7 @@ ngx_http_scripting_gate_preaccess_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_scripting_gate_prepare(r, g);
+    rc = ngx_http_scripting_gate_prepare(r, g, r->pool);
 
     if (rc != NGX_OK) {
         return (rc == NGX_DECLINED) ? NGX_DECLINED
@@ -381,28 +406,80 @@ ngx_http_scripting_gate_resume(ngx_http_scripting_gate_t *g, ngx_int_t rc)
 
 
 /*
- * Evaluates the key and the limit of the location for this request;
- * NGX_DECLINED: the request is not gated.
+ * Evaluates the keys and limits of the location's gates for a request, in
+ * holds allocated from "pool" (the job's, for a job: the keys are copied
+ * there); NGX_DECLINED: the request is not gated.
  */
 
 ngx_int_t
 ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
-    ngx_http_scripting_gate_t *g)
+    ngx_http_scripting_gate_t *g, ngx_pool_t *pool)
 {
-    u_char                               digest[16], *p, *last;
-    ngx_int_t                            n;
-    ngx_str_t                            key, limit;
-    ngx_md5_t                            md5;
-    ngx_http_scripting_gate_zone_t      *zone;
+    ngx_int_t                            rc;
+    ngx_uint_t                           i;
+    ngx_http_scripting_gate_conf_t      *gc;
+    ngx_http_scripting_gate_hold_t      *h;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
-    if (glcf->shm_zone == NULL) {
+    if (glcf->gates == NULL || glcf->gates->nelts == 0) {
         return NGX_DECLINED;
     }
 
-    zone = glcf->shm_zone->data;
+    g->holds = ngx_pcalloc(pool, glcf->gates->nelts
+                                 * sizeof(ngx_http_scripting_gate_hold_t));
+    if (g->holds == NULL) {
+        return NGX_ERROR;
+    }
+
+    g->nholds = 0;
+    g->dry_run = glcf->dry_run;
+    gc = glcf->gates->elts;
+
+    for (i = 0; i < glcf->gates->nelts; i++) {
+        h = &g->holds[g->nholds];
+
+        rc = ngx_http_scripting_gate_prepare_hold(r, &gc[i], h, pool);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        h->gate = g;
+        h->log = g->log;
+        h->queue = glcf->dry_run ? 0 : gc[i].queue;
+
+        g->nholds++;
+    }
+
+    if (g->nholds == 0) {
+        return NGX_DECLINED;
+    }
+
+    g->shown = &g->holds[0];
+
+    return NGX_OK;
+}
+
+
+/* one gate line: NGX_DECLINED for an empty key or an invalid limit */
+
+static ngx_int_t
+ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
+    ngx_http_scripting_gate_conf_t *gc, ngx_http_scripting_gate_hold_t *h,
+    ngx_pool_t *pool)
+{
+    u_char                          *p;
+    ngx_int_t                        n;
+    ngx_str_t                        key, limit;
+    ngx_http_scripting_gate_zone_t  *zone;
+
+    zone = gc->shm_zone->data;
 
     if (ngx_http_complex_value(r, &zone->key, &key) != NGX_OK) {
         return NGX_ERROR;
@@ -413,38 +490,22 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
     }
 
     if (key.len > NGX_HTTP_SCRIPTING_GATE_MAX_KEY) {
-        /*
-         * a client that makes the key long must not get past the gate:
-         * such a key is its head and a digest of the whole
-         */
+        if (ngx_http_scripting_gate_long_key(r, zone, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "scripting_gate: the value of the \"%V\" key is more "
-                      "than %d bytes: \"%*s...\", the request is gated by "
-                      "its digest",
-                      &zone->key.value, NGX_HTTP_SCRIPTING_GATE_MAX_KEY,
-                      (size_t) 64, key.data);
-
-        p = ngx_pnalloc(r->pool, NGX_HTTP_SCRIPTING_GATE_MAX_KEY);
+    } else if (pool != r->pool) {
+        p = ngx_pnalloc(pool, key.len);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_md5_init(&md5);
-        ngx_md5_update(&md5, key.data, key.len);
-        ngx_md5_final(digest, &md5);
-
-        last = ngx_cpymem(p, key.data, NGX_HTTP_SCRIPTING_GATE_MAX_KEY
-                                       - 2 * sizeof(digest) - 1);
-        *last++ = '#';
-        last = ngx_hex_dump(last, digest, sizeof(digest));
-
+        ngx_memcpy(p, key.data, key.len);
         key.data = p;
-        key.len = last - p;
     }
 
-    if (glcf->limit_cv) {
-        if (ngx_http_complex_value(r, glcf->limit_cv, &limit) != NGX_OK) {
+    if (gc->limit_cv) {
+        if (ngx_http_complex_value(r, gc->limit_cv, &limit) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -457,27 +518,218 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
             return NGX_DECLINED;
         }
 
-        g->limit = n;
+        h->limit = n;
 
     } else {
-        g->limit = glcf->limit;
+        h->limit = gc->limit;
     }
 
-    g->zone = zone;
-    g->key = key;
-    g->hash = (uint32_t) ngx_hash_key(key.data, key.len);
-    g->queue = glcf->queue;
-    g->queue_timeout = glcf->queue_timeout;
+    h->zone = zone;
+    h->conf = gc;
+    h->key = key;
+    h->hash = (uint32_t) ngx_hash_key(key.data, key.len);
 
-    g->dry_run = glcf->dry_run;
+    return NGX_OK;
+}
 
-    if (glcf->dry_run) {
-        g->queue = 0;
+
+/*
+ * A client that makes the key long must not get past the gate: such a key
+ * is its head and a digest of the whole.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_long_key(ngx_http_request_t *r,
+    ngx_http_scripting_gate_zone_t *zone, ngx_str_t *key)
+{
+    u_char     digest[16], *p, *last;
+    ngx_md5_t  md5;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "scripting_gate: the value of the \"%V\" key is more "
+                  "than %d bytes: \"%*s...\", the request is gated by "
+                  "its digest",
+                  &zone->key.value, NGX_HTTP_SCRIPTING_GATE_MAX_KEY,
+                  (size_t) 64, key->data);
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_SCRIPTING_GATE_MAX_KEY);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, key->data, key->len);
+    ngx_md5_final(digest, &md5);
+
+    last = ngx_cpymem(p, key->data, NGX_HTTP_SCRIPTING_GATE_MAX_KEY
+                                    - 2 * sizeof(digest) - 1);
+    *last++ = '#';
+    last = ngx_hex_dump(last, digest, sizeof(digest));
+
+    key->data = p;
+    key->len = last - p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The gates are passed in the order written; each one's slot is kept
+ * while the next is waited for, as limit_conn and limit_req hold theirs.
+ */
+
+ngx_int_t
+ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_t *g)
+{
+    ngx_int_t                        rc;
+    ngx_http_scripting_gate_hold_t  *h;
+
+    while (g->next < g->nholds) {
+        h = &g->holds[g->next];
+        h->retry = g->retry;
+
+        rc = h->zone->backend->acquire(h);
+
+        if (rc == NGX_AGAIN) {
+            h->handler = ngx_http_scripting_gate_held;
+            g->status = ngx_max(g->status, h->status);
+            return NGX_AGAIN;
+        }
+
+        rc = ngx_http_scripting_gate_passed(g, h, rc);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
     return NGX_OK;
 }
 
+
+/* a gate's answer, at once or after its queue: on to the next, or undone */
+
+static ngx_int_t
+ngx_http_scripting_gate_passed(ngx_http_scripting_gate_t *g,
+    ngx_http_scripting_gate_hold_t *h, ngx_int_t rc)
+{
+    g->status = ngx_max(g->status, h->status);
+
+    if (rc != NGX_OK) {
+        g->shown = h;
+        g->retry_after = h->retry_after;
+        g->cooling = h->cooling;
+
+        ngx_http_scripting_gate_release(g);
+
+        return rc;
+    }
+
+    g->next++;
+
+    if (g->next == g->nholds) {
+        g->held = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_scripting_gate_held(ngx_http_scripting_gate_hold_t *h, ngx_int_t rc)
+{
+    ngx_http_scripting_gate_t  *g;
+
+    g = h->gate;
+
+    rc = ngx_http_scripting_gate_passed(g, h, (rc == NGX_OK) ? NGX_OK
+                                                             : NGX_DECLINED);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_scripting_gate_acquire(g);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+    }
+
+    /* the handler runs the posted requests of a request it resumes */
+    g->handler(g, (rc == NGX_OK) ? NGX_OK : NGX_DECLINED);
+}
+
+
+void
+ngx_http_scripting_gate_release(ngx_http_scripting_gate_t *g)
+{
+    ngx_uint_t                       i;
+    ngx_http_scripting_gate_hold_t  *h;
+
+    for (i = 0; i < g->nholds; i++) {
+        h = &g->holds[i];
+        h->outcome = g->outcome;
+        h->zone->backend->release(h);
+    }
+
+    g->next = 0;
+    g->held = 0;
+    g->outcome = 0;
+}
+
+
+/* a Retry-After closes the keys of the gates that share it */
+
+void
+ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_t *g,
+    ngx_msec_t delay)
+{
+    ngx_uint_t                       i;
+    ngx_http_scripting_gate_hold_t  *h;
+
+    for (i = 0; i < g->nholds; i++) {
+        h = &g->holds[i];
+
+        if (h->conf->cooldown) {
+            h->zone->backend->cooldown(h, delay);
+        }
+    }
+}
+
+
+void
+ngx_http_scripting_gate_retried(ngx_http_scripting_gate_t *g)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < g->nholds; i++) {
+        g->holds[i].zone->backend->retried(&g->holds[i]);
+    }
+}
+
+
+/* the retry budget is kept in the zone of the first gate */
+
+void
+ngx_http_scripting_gate_budget_count(ngx_http_scripting_gate_t *g,
+    ngx_int_t n)
+{
+    g->holds[0].zone->backend->budget_count(&g->holds[0], n);
+}
+
+
+ngx_uint_t
+ngx_http_scripting_gate_budget_take(ngx_http_scripting_gate_t *g,
+    ngx_uint_t percent, ngx_uint_t min)
+{
+    return g->holds[0].zone->backend->budget_take(&g->holds[0], percent,
+                                                   min);
+}
+
+
+void
+ngx_http_scripting_gate_budget_give(ngx_http_scripting_gate_t *g)
+{
+    g->holds[0].zone->backend->budget_give(&g->holds[0]);
+}
 
 /*
  * Answers a request the gate turned away, in the upstream's own error
@@ -505,7 +757,8 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     if (g->status == NGX_HTTP_SCRIPTING_GATE_NO_MEMORY) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "scripting_gate: zone \"%V\" is full, rejecting "
-                      "key \"%V\"", &g->zone->shm_zone->shm.name, &g->key);
+                      "key \"%V\"", &g->shown->zone->shm_zone->shm.name,
+                      &g->shown->key);
 
     } else {
         reason = (g->status == NGX_HTTP_SCRIPTING_GATE_TIMEOUT)
@@ -515,7 +768,7 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
                       "%slimiting requests by scripting_gate, %V, key \"%V\""
                       " in zone \"%V\"",
                       glcf->dry_run ? "dry run, " : "", reason,
-                      &g->key, &g->zone->shm_zone->shm.name);
+                      &g->shown->key, &g->shown->zone->shm_zone->shm.name);
     }
 
     if (glcf->dry_run) {
@@ -582,7 +835,7 @@ ngx_http_scripting_gate_header_filter(ngx_http_request_t *r)
     if (r == r->main && r->upstream) {
         ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
-        if (ctx && ctx->gate.ticket && ctx->gate.outcome == 0) {
+        if (ctx && ctx->gate.held && ctx->gate.outcome == 0) {
             ctx->gate.outcome = r->headers_out.status;
         }
     }
@@ -659,15 +912,6 @@ ngx_http_scripting_gate_cleanup(void *data)
     ngx_http_scripting_gate_ctx_t  *ctx = data;
 
     ngx_http_scripting_gate_release(&ctx->gate);
-}
-
-
-void
-ngx_http_scripting_gate_release(ngx_http_scripting_gate_t *g)
-{
-    if (g->zone) {
-        g->zone->backend->release(g);
-    }
 }
 
 
@@ -767,7 +1011,7 @@ ngx_http_scripting_gate_key_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
-    if (ctx == NULL || ctx->gate.key.len == 0) {
+    if (ctx == NULL || ctx->gate.shown == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -775,28 +1019,46 @@ ngx_http_scripting_gate_key_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
-    v->len = ctx->gate.key.len;
-    v->data = ctx->gate.key.data;
+    v->len = ctx->gate.shown->key.len;
+    v->data = ctx->gate.shown->key.data;
 
     return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_scripting_gate_wait_variable(ngx_http_request_t *r,
+ngx_http_scripting_gate_number_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     u_char                         *p;
+    ngx_uint_t                      i, n;
     ngx_http_scripting_gate_ctx_t  *ctx;
 
     ctx = ngx_http_scripting_gate_get_ctx(r, 0);
+    n = 0;
+
+    if (ctx && ctx->gate.shown) {
+        if (data == NGX_HTTP_SCRIPTING_GATE_VAR_LIMIT) {
+            n = ctx->gate.shown->effective;
+
+        } else {
+            /* the wait: in all queues */
+            for (i = 0; i < ctx->gate.nholds; i++) {
+                n += ctx->gate.holds[i].wait;
+            }
+        }
+
+    } else if (data == NGX_HTTP_SCRIPTING_GATE_VAR_LIMIT) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
 
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%M", ctx ? ctx->gate.wait : 0) - p;
+    v->len = ngx_sprintf(p, "%ui", n) - p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
@@ -841,13 +1103,9 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     conf->shm_zone = NULL;
-     *     conf->limit_cv = NULL;
+     *     conf->gates = NULL;
      */
 
-    conf->limit = NGX_CONF_UNSET_UINT;
-    conf->queue = NGX_CONF_UNSET_UINT;
-    conf->queue_timeout = NGX_CONF_UNSET_MSEC;
     conf->status_code = NGX_CONF_UNSET_UINT;
     conf->dry_run = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
@@ -863,18 +1121,11 @@ ngx_http_scripting_gate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_scripting_gate_loc_conf_t *prev = parent;
     ngx_http_scripting_gate_loc_conf_t *conf = child;
 
-    if (conf->limit == NGX_CONF_UNSET_UINT) {
-        conf->shm_zone = prev->shm_zone;
-        conf->limit_cv = prev->limit_cv;
-        conf->limit = prev->limit;
-        conf->queue = prev->queue;
-        conf->queue_timeout = prev->queue_timeout;
+    /* the gates are inherited together, as limit_conn's are */
+    if (conf->gates == NULL) {
+        conf->gates = prev->gates;
     }
 
-    ngx_conf_merge_uint_value(conf->limit, prev->limit, 0);
-    ngx_conf_merge_uint_value(conf->queue, prev->queue, 100);
-    ngx_conf_merge_msec_value(conf->queue_timeout, prev->queue_timeout,
-                              10000);
     ngx_conf_merge_uint_value(conf->status_code, prev->status_code,
                               NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
@@ -979,132 +1230,268 @@ ngx_http_scripting_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_scripting_gate_loc_conf_t *glcf = conf;
 
-    ngx_int_t                          n;
-    ngx_str_t                         *value, s;
-    ngx_uint_t                         i;
-    ngx_http_compile_complex_value_t   ccv;
-
-    if (glcf->limit != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
+    char                            *rv;
+    ngx_str_t                       *value;
+    ngx_uint_t                       i;
+    ngx_http_scripting_gate_conf_t  *gc, *prev;
 
     value = cf->args->elts;
 
-    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        glcf->limit = 0;
-        glcf->shm_zone = NULL;
-        return NGX_CONF_OK;
+    if (glcf->gates == NULL) {
+        glcf->gates = ngx_array_create(cf->pool, 1,
+                                       sizeof(ngx_http_scripting_gate_conf_t));
+        if (glcf->gates == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+            return NGX_CONF_OK;
+        }
+
+    } else if (glcf->gates->nelts == 0) {
+        return "is duplicate";
     }
 
-    glcf->limit = 0;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-
-            s.len = value[i].len - 5;
-            s.data = value[i].data + 5;
-
-            glcf->shm_zone = ngx_shared_memory_add(cf, &s, 0,
-                                              &ngx_http_scripting_gate_module);
-            if (glcf->shm_zone == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "limit=", 6) == 0) {
-
-            s.len = value[i].len - 6;
-            s.data = value[i].data + 6;
-
-            if (ngx_http_script_variables_count(&s)) {
-                glcf->limit_cv = ngx_palloc(cf->pool,
-                                            sizeof(ngx_http_complex_value_t));
-                if (glcf->limit_cv == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-                ccv.cf = cf;
-                ccv.value = &s;
-                ccv.complex_value = glcf->limit_cv;
-
-                if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-                    return NGX_CONF_ERROR;
-                }
-
-                continue;
-            }
-
-            n = ngx_atoi(s.data, s.len);
-
-            if (n <= 0 || n > 65535) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid limit \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            glcf->limit = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
-
-            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
-
-            if (n == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid queue \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            glcf->queue = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "queue_timeout=", 14) == 0) {
-
-            s.len = value[i].len - 14;
-            s.data = value[i].data + 14;
-
-            glcf->queue_timeout = ngx_parse_time(&s, 0);
-
-            if (glcf->queue_timeout == (ngx_msec_t) NGX_ERROR
-                || glcf->queue_timeout == 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid queue_timeout \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+    gc = ngx_array_push(glcf->gates);
+    if (gc == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (glcf->shm_zone == NULL) {
+    ngx_memzero(gc, sizeof(ngx_http_scripting_gate_conf_t));
+
+    gc->min = 1;
+    gc->queue = 100;
+    gc->queue_timeout = 10000;
+    gc->cooldown = 1;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        rv = ngx_http_scripting_gate_parse(cf, gc, &value[i]);
+
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    if (gc->shm_zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" must have \"zone\" parameter",
                            &cmd->name);
         return NGX_CONF_ERROR;
     }
 
-    if (glcf->limit == 0 && glcf->limit_cv == NULL) {
+    if (gc->limit == 0 && gc->limit_cv == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" must have \"limit\" parameter",
                            &cmd->name);
         return NGX_CONF_ERROR;
     }
 
+    if (gc->adaptive && gc->limit_cv) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"adaptive\" needs a \"limit\" that is a number");
+        return NGX_CONF_ERROR;
+    }
+
+    if (gc->limit && gc->min > gc->limit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"min\" must not be above \"limit\"");
+        return NGX_CONF_ERROR;
+    }
+
+    prev = glcf->gates->elts;
+
+    for (i = 0; i + 1 < glcf->gates->nelts; i++) {
+        if (prev[i].shm_zone == gc->shm_zone) {
+            return "is duplicate";
+        }
+    }
+
     return NGX_CONF_OK;
 }
 
+
+/* one name=value parameter of scripting_gate */
+
+static char *
+ngx_http_scripting_gate_parse(ngx_conf_t *cf,
+    ngx_http_scripting_gate_conf_t *gc, ngx_str_t *value)
+{
+    ngx_int_t  n;
+    ngx_str_t  s;
+
+    if (ngx_strncmp(value->data, "zone=", 5) == 0) {
+
+        s.len = value->len - 5;
+        s.data = value->data + 5;
+
+        gc->shm_zone = ngx_shared_memory_add(cf, &s, 0,
+                                             &ngx_http_scripting_gate_module);
+        if (gc->shm_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value->data, "limit=", 6) == 0) {
+        return ngx_http_scripting_gate_parse_limit(cf, gc, value);
+    }
+
+    if (ngx_strncmp(value->data, "rate=", 5) == 0) {
+        return ngx_http_scripting_gate_parse_rate(cf, gc, value);
+    }
+
+    if (ngx_strcmp(value->data, "adaptive") == 0) {
+        gc->adaptive = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value->data, "min=", 4) == 0) {
+
+        n = ngx_atoi(value->data + 4, value->len - 4);
+
+        if (n <= 0 || n > 65535) {
+            goto invalid;
+        }
+
+        gc->min = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value->data, "cooldown=on") == 0) {
+        gc->cooldown = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value->data, "cooldown=off") == 0) {
+        gc->cooldown = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value->data, "queue=", 6) == 0) {
+
+        n = ngx_atoi(value->data + 6, value->len - 6);
+
+        if (n == NGX_ERROR) {
+            goto invalid;
+        }
+
+        gc->queue = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value->data, "queue_timeout=", 14) == 0) {
+
+        s.len = value->len - 14;
+        s.data = value->data + 14;
+
+        gc->queue_timeout = ngx_parse_time(&s, 0);
+
+        if (gc->queue_timeout == (ngx_msec_t) NGX_ERROR
+            || gc->queue_timeout == 0)
+        {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", value);
+    return NGX_CONF_ERROR;
+
+invalid:
+
+    s.data = value->data;
+    s.len = ngx_strlchr(value->data, value->data + value->len, '=')
+            - value->data;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %V \"%V\"", &s, value);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_scripting_gate_parse_limit(ngx_conf_t *cf,
+    ngx_http_scripting_gate_conf_t *gc, ngx_str_t *value)
+{
+    ngx_int_t                          n;
+    ngx_str_t                          s;
+    ngx_http_compile_complex_value_t   ccv;
+
+    s.len = value->len - 6;
+    s.data = value->data + 6;
+
+    if (ngx_http_script_variables_count(&s)) {
+        gc->limit_cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (gc->limit_cv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &s;
+        ccv.complex_value = gc->limit_cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(s.data, s.len);
+
+    if (n <= 0 || n > 65535) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid limit \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    gc->limit = n;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "rate=N r/s" or "rate=N r/m", as limit_req_zone writes it */
+
+static char *
+ngx_http_scripting_gate_parse_rate(ngx_conf_t *cf,
+    ngx_http_scripting_gate_conf_t *gc, ngx_str_t *value)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_int_t   n, period;
+
+    p = value->data + 5;
+    len = value->len - 5;
+    period = 1;
+
+    if (len > 3 && ngx_strncmp(p + len - 3, "r/s", 3) == 0) {
+        len -= 3;
+
+    } else if (len > 3 && ngx_strncmp(p + len - 3, "r/m", 3) == 0) {
+        len -= 3;
+        period = 60;
+    }
+
+    n = (len == value->len - 8) ? ngx_atoi(p, len) : NGX_ERROR;
+
+    if (n <= 0 || n > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    gc->rate = n * 1000 / period;
+
+    /* rounded up: the starts are never closer than the rate allows */
+    gc->interval = (period * 1000 + n - 1) / n;
+
+    return NGX_CONF_OK;
+}
 
 static ngx_int_t
 ngx_http_scripting_gate_add_variables(ngx_conf_t *cf)

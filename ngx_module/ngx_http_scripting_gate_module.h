@@ -15,11 +15,7 @@
 
 
 typedef struct {
-    ngx_shm_zone_t                     *shm_zone;
-    ngx_http_complex_value_t           *limit_cv;
-    ngx_uint_t                          limit;
-    ngx_uint_t                          queue;
-    ngx_msec_t                          queue_timeout;
+    ngx_array_t                        *gates;      /* ..._conf_t */
     ngx_uint_t                          status_code;
     ngx_flag_t                          dry_run;
     ngx_uint_t                          log_level;

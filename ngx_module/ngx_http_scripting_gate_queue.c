@@ -39,6 +39,10 @@
 #define NGX_HTTP_SCRIPTING_GATE_NOTES  64
 #define NGX_HTTP_SCRIPTING_GATE_SWEEP  1000
 
+/* ms between increases of an adaptive limit: after a 429, and at least */
+#define NGX_HTTP_SCRIPTING_GATE_PROBE      1000
+#define NGX_HTTP_SCRIPTING_GATE_PROBE_MIN  50
+
 
 typedef struct {
     ngx_pid_t                          pid;
@@ -53,17 +57,17 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_scripting_gate_shm_acquire(
-    ngx_http_scripting_gate_t *g);
-static void ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_t *g);
-static void ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_t *g,
+    ngx_http_scripting_gate_hold_t *g);
+static void ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_hold_t *g);
+static void ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_hold_t *g,
     ngx_msec_t delay);
-static void ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_t *g);
+static void ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_hold_t *g);
 static void ngx_http_scripting_gate_shm_budget_count(
-    ngx_http_scripting_gate_t *g, ngx_int_t n);
+    ngx_http_scripting_gate_hold_t *g, ngx_int_t n);
 static ngx_uint_t ngx_http_scripting_gate_shm_budget_take(
-    ngx_http_scripting_gate_t *g, ngx_uint_t percent, ngx_uint_t min);
+    ngx_http_scripting_gate_hold_t *g, ngx_uint_t percent, ngx_uint_t min);
 static void ngx_http_scripting_gate_shm_budget_give(
-    ngx_http_scripting_gate_t *g);
+    ngx_http_scripting_gate_hold_t *g);
 static ngx_int_t ngx_http_scripting_gate_shm_snapshot(
     ngx_http_scripting_gate_zone_t *zone, ngx_pool_t *pool,
     ngx_uint_t max_keys, ngx_http_scripting_gate_zone_stats_t *z);
@@ -72,11 +76,25 @@ static void ngx_http_scripting_gate_shm_copy(
     ngx_http_scripting_gate_counters_t *c);
 static void ngx_http_scripting_gate_shm_reset(
     ngx_http_scripting_gate_zone_t *zone);
+static void ngx_http_scripting_gate_shm_configure(
+    ngx_http_scripting_gate_node_t *node, ngx_http_scripting_gate_hold_t *g,
+    ngx_msec_t now);
+static void ngx_http_scripting_gate_shm_grant(
+    ngx_http_scripting_gate_zone_t *zone, ngx_http_scripting_gate_node_t *node,
+    ngx_http_scripting_gate_ticket_t *t, ngx_msec_t now);
+static ngx_http_scripting_gate_ticket_t *ngx_http_scripting_gate_shm_enqueue(
+    ngx_http_scripting_gate_zone_t *zone, ngx_http_scripting_gate_node_t *node,
+    ngx_http_scripting_gate_hold_t *g, ngx_msec_t now);
+static void ngx_http_scripting_gate_shm_learn(
+    ngx_http_scripting_gate_zone_t *zone, ngx_http_scripting_gate_node_t *node,
+    ngx_uint_t outcome, ngx_msec_t now);
 static void ngx_http_scripting_gate_dispatch(
     ngx_http_scripting_gate_zone_t *zone, ngx_http_scripting_gate_node_t *node,
     ngx_http_scripting_gate_notes_t *notes);
 static void ngx_http_scripting_gate_note(ngx_http_scripting_gate_notes_t *notes,
     ngx_http_scripting_gate_ticket_t *t);
+static void ngx_http_scripting_gate_unnote(
+    ngx_http_scripting_gate_notes_t *notes, ngx_uint_t id);
 static void ngx_http_scripting_gate_notify(ngx_http_scripting_gate_zone_t *zone,
     ngx_http_scripting_gate_notes_t *notes);
 static void ngx_http_scripting_gate_wake(ngx_uint_t id);
@@ -110,19 +128,23 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_shm_backend = {
 };
 
 
+/* a key with a rate whose next start is still to come */
+#define ngx_http_scripting_gate_is_paced(node, now)                          \
+    ((node)->interval                                                        \
+     && (ngx_msec_int_t) ((node)->rate_next - (now)) > 0)
+
 #define ngx_http_scripting_gate_is_cooling(node, now)                        \
     ((node)->cooldown_until                                                  \
      && (ngx_msec_int_t) ((node)->cooldown_until - (now)) > 0)
 
 
 static ngx_int_t
-ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
+ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_hold_t *g)
 {
     ngx_msec_t                          now, wait;
-    ngx_queue_t                        *q;
     ngx_http_scripting_gate_zone_t     *zone;
     ngx_http_scripting_gate_node_t     *node;
-    ngx_http_scripting_gate_ticket_t   *t, *w;
+    ngx_http_scripting_gate_ticket_t   *t;
 
     zone = g->zone;
     now = ngx_current_msec;
@@ -134,24 +156,21 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
         goto no_memory;
     }
 
-    node->limit = g->limit;
+    ngx_http_scripting_gate_shm_configure(node, g, now);
+
+    g->effective = node->effective;
 
     if (!ngx_http_scripting_gate_is_cooling(node, now)
-        && node->active < node->limit
-        && ngx_queue_empty(&node->waiters))
+        && node->active < node->effective
+        && ngx_queue_empty(&node->waiters)
+        && !ngx_http_scripting_gate_is_paced(node, now))
     {
         t = ngx_http_scripting_gate_ticket_alloc(zone, node);
         if (t == NULL) {
             goto no_memory;
         }
 
-        t->state = NGX_HTTP_SCRIPTING_GATE_HOLDING;
-        ngx_queue_insert_tail(&node->holders, &t->kq);
-
-        node->active++;
-        zone->sh->active++;
-        node->counters.passed++;
-        zone->sh->counters.passed++;
+        ngx_http_scripting_gate_shm_grant(zone, node, t, now);
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -168,7 +187,7 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
     if (ngx_http_scripting_gate_is_cooling(node, now)) {
         wait = node->cooldown_until - now;
 
-        if (wait > g->queue_timeout || g->queue == 0) {
+        if (wait > g->conf->queue_timeout || g->queue == 0) {
             g->retry_after = wait;
             g->cooling = 1;
             goto refuse;
@@ -183,40 +202,18 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
         goto refuse;
     }
 
-    t = ngx_http_scripting_gate_ticket_alloc(zone, node);
+    if (wait == 0
+        && ngx_queue_empty(&node->waiters)
+        && ngx_http_scripting_gate_is_paced(node, now))
+    {
+        /* the head of the queue waits for the rate */
+        wait = ngx_min(node->rate_next - now, g->conf->queue_timeout);
+    }
+
+    t = ngx_http_scripting_gate_shm_enqueue(zone, node, g, now);
     if (t == NULL) {
         goto no_memory;
     }
-
-    t->state = NGX_HTTP_SCRIPTING_GATE_WAITING;
-    t->id = ++ngx_http_scripting_gate_next_id;
-    t->deadline = now + g->queue_timeout;
-
-    if (g->retry) {
-        t->retry = 1;
-
-        /* a retry goes ahead of newcomers, behind earlier retries */
-
-        for (q = ngx_queue_head(&node->waiters);
-             q != ngx_queue_sentinel(&node->waiters);
-             q = ngx_queue_next(q))
-        {
-            w = ngx_queue_data(q, ngx_http_scripting_gate_ticket_t, kq);
-            if (!w->retry) {
-                break;
-            }
-        }
-
-        ngx_queue_insert_tail(q, &t->kq);
-
-    } else {
-        ngx_queue_insert_tail(&node->waiters, &t->kq);
-    }
-
-    node->queued++;
-    zone->sh->queued++;
-    node->counters.queued_total++;
-    zone->sh->counters.queued_total++;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -232,7 +229,7 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_t *g)
     g->event.data = g;
     g->event.log = g->log;
 
-    ngx_add_timer(&g->event, wait ? wait : g->queue_timeout);
+    ngx_add_timer(&g->event, wait ? wait : g->conf->queue_timeout);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
                    "scripting_gate: queued \"%V\" ticket %ui", &g->key, t->id);
@@ -261,9 +258,183 @@ no_memory:
 }
 
 
+/*
+ * The key takes the settings of the gate line that meets it: the ceiling,
+ * whether its limit learns, its rate.  An adaptive key starts at its
+ * minimum and grows from there, as TCP's slow start does.  Mutex held.
+ */
+
 static void
-ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_t *g)
+ngx_http_scripting_gate_shm_configure(ngx_http_scripting_gate_node_t *node,
+    ngx_http_scripting_gate_hold_t *g, ngx_msec_t now)
 {
+    ngx_http_scripting_gate_conf_t  *conf;
+
+    conf = g->conf;
+
+    node->limit = g->limit;
+    node->rate = conf->rate;
+    node->interval = conf->interval;
+
+    if (!conf->adaptive) {
+        node->adaptive = 0;
+        node->effective = node->limit;
+        return;
+    }
+
+    node->min = ngx_min(conf->min, node->limit);
+
+    if (!node->adaptive) {
+        node->adaptive = 1;
+        node->learning = 1;
+        node->effective = node->min;
+        node->probe_at = now;
+        node->probe_gap = NGX_HTTP_SCRIPTING_GATE_PROBE;
+    }
+
+    node->effective = ngx_max(ngx_min(node->effective, node->limit),
+                              node->min);
+}
+
+
+/* a slot to a ticket, and the rate's next start; mutex held */
+
+static void
+ngx_http_scripting_gate_shm_grant(ngx_http_scripting_gate_zone_t *zone,
+    ngx_http_scripting_gate_node_t *node, ngx_http_scripting_gate_ticket_t *t,
+    ngx_msec_t now)
+{
+    t->state = NGX_HTTP_SCRIPTING_GATE_HOLDING;
+    ngx_queue_insert_tail(&node->holders, &t->kq);
+
+    node->active++;
+    zone->sh->active++;
+    node->counters.passed++;
+    zone->sh->counters.passed++;
+
+    if (node->interval) {
+        if (!ngx_http_scripting_gate_is_paced(node, now)) {
+            node->rate_next = now;
+        }
+
+        node->rate_next += node->interval;
+    }
+}
+
+
+static ngx_http_scripting_gate_ticket_t *
+ngx_http_scripting_gate_shm_enqueue(ngx_http_scripting_gate_zone_t *zone,
+    ngx_http_scripting_gate_node_t *node, ngx_http_scripting_gate_hold_t *g,
+    ngx_msec_t now)
+{
+    ngx_queue_t                       *q;
+    ngx_http_scripting_gate_ticket_t  *t, *w;
+
+    t = ngx_http_scripting_gate_ticket_alloc(zone, node);
+    if (t == NULL) {
+        return NULL;
+    }
+
+    t->state = NGX_HTTP_SCRIPTING_GATE_WAITING;
+    t->id = ++ngx_http_scripting_gate_next_id;
+    t->deadline = now + g->conf->queue_timeout;
+
+    if (g->retry) {
+        t->retry = 1;
+
+        /* a retry goes ahead of newcomers, behind earlier retries */
+
+        for (q = ngx_queue_head(&node->waiters);
+             q != ngx_queue_sentinel(&node->waiters);
+             q = ngx_queue_next(q))
+        {
+            w = ngx_queue_data(q, ngx_http_scripting_gate_ticket_t, kq);
+            if (!w->retry) {
+                break;
+            }
+        }
+
+        ngx_queue_insert_tail(q, &t->kq);
+
+    } else {
+        ngx_queue_insert_tail(&node->waiters, &t->kq);
+    }
+
+    node->queued++;
+    zone->sh->queued++;
+    node->counters.queued_total++;
+    zone->sh->counters.queued_total++;
+
+    return t;
+}
+
+
+/*
+ * An adaptive key learns from the outcome of an attempt that held one of
+ * its slots (mutex held, the slot not yet given back).  A 429 or 503 says
+ * the upstream admits what was in flight besides this attempt: the limit
+ * goes there at once, never below min.  A success while the key runs at
+ * its limit lets the limit grow by one: at once while no 429 was seen yet,
+ * then at most once per probe_gap, which starts at a second after each
+ * decrease and halves with each increase that holds, so that a key at the
+ * upstream's limit costs about one 429 a second and one below it grows
+ * fast.
+ */
+
+static void
+ngx_http_scripting_gate_shm_learn(ngx_http_scripting_gate_zone_t *zone,
+    ngx_http_scripting_gate_node_t *node, ngx_uint_t outcome, ngx_msec_t now)
+{
+    ngx_uint_t  n;
+
+    if (!node->adaptive || outcome == 0) {
+        return;
+    }
+
+    if (outcome == NGX_HTTP_TOO_MANY_REQUESTS
+        || outcome == NGX_HTTP_SERVICE_UNAVAILABLE)
+    {
+        n = ngx_max(node->active - 1, node->min);
+
+        if (n < node->effective) {
+            node->effective = n;
+            node->counters.decreases++;
+            zone->sh->counters.decreases++;
+        }
+
+        node->learning = 0;
+        node->probe_gap = NGX_HTTP_SCRIPTING_GATE_PROBE;
+        node->probe_at = now + node->probe_gap;
+        return;
+    }
+
+    if (outcome >= NGX_HTTP_INTERNAL_SERVER_ERROR
+        || node->effective >= node->limit
+        || (node->active < node->effective
+            && ngx_queue_empty(&node->waiters)))
+    {
+        return;
+    }
+
+    if (!node->learning) {
+        if ((ngx_msec_int_t) (now - node->probe_at) < 0) {
+            return;
+        }
+
+        node->probe_gap = ngx_max(node->probe_gap / 2,
+                                  NGX_HTTP_SCRIPTING_GATE_PROBE_MIN);
+        node->probe_at = now + node->probe_gap;
+    }
+
+    node->effective++;
+    node->counters.increases++;
+    zone->sh->counters.increases++;
+}
+
+static void
+ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_hold_t *g)
+{
+    ngx_uint_t                         outcome;
     ngx_msec_t                         now, held;
     ngx_http_scripting_gate_zone_t    *zone;
     ngx_http_scripting_gate_node_t    *node;
@@ -301,16 +472,19 @@ ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_t *g)
     now = ngx_current_msec;
     notes.n = 0;
 
-    if (g->outcome == NGX_HTTP_TOO_MANY_REQUESTS) {
+    outcome = g->outcome;
+    g->outcome = 0;
+
+    if (outcome == NGX_HTTP_TOO_MANY_REQUESTS) {
         (void) ngx_atomic_fetch_add(&node->counters.upstream_429, 1);
         (void) ngx_atomic_fetch_add(&zone->sh->counters.upstream_429, 1);
     }
 
-    g->outcome = 0;
-
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     if (t->state == NGX_HTTP_SCRIPTING_GATE_HOLDING) {
+        ngx_http_scripting_gate_shm_learn(zone, node, outcome, now);
+
         ngx_queue_remove(&t->kq);
         node->active--;
         zone->sh->active--;
@@ -344,7 +518,7 @@ ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_t *g)
 /* closes the key of a request that holds a ticket, for "delay" ms */
 
 static void
-ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_t *g,
+ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_hold_t *g,
     ngx_msec_t delay)
 {
     ngx_msec_t                         until;
@@ -390,7 +564,7 @@ ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_t *g,
 /* an attempt after the first one, for the figures */
 
 static void
-ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_t *g)
+ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_hold_t *g)
 {
     if (g->ticket == NULL) {
         return;
@@ -408,7 +582,7 @@ ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_t *g)
  */
 
 static void
-ngx_http_scripting_gate_shm_budget_count(ngx_http_scripting_gate_t *g,
+ngx_http_scripting_gate_shm_budget_count(ngx_http_scripting_gate_hold_t *g,
     ngx_int_t n)
 {
     (void) ngx_atomic_fetch_add(&g->zone->sh->requests, n);
@@ -426,7 +600,7 @@ ngx_http_scripting_gate_shm_budget_count(ngx_http_scripting_gate_t *g,
  */
 
 static ngx_uint_t
-ngx_http_scripting_gate_shm_budget_take(ngx_http_scripting_gate_t *g,
+ngx_http_scripting_gate_shm_budget_take(ngx_http_scripting_gate_hold_t *g,
     ngx_uint_t percent, ngx_uint_t min)
 {
     ngx_uint_t                        max;
@@ -460,7 +634,7 @@ ngx_http_scripting_gate_shm_budget_take(ngx_http_scripting_gate_t *g,
 
 
 static void
-ngx_http_scripting_gate_shm_budget_give(ngx_http_scripting_gate_t *g)
+ngx_http_scripting_gate_shm_budget_give(ngx_http_scripting_gate_hold_t *g)
 {
     (void) ngx_atomic_fetch_add(&g->zone->sh->retrying, -1);
 
@@ -547,6 +721,8 @@ ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
         ngx_memcpy(k->key.data, node->data, node->len);
 
         k->limit = node->limit;
+        k->effective_limit = node->effective;
+        k->rate = node->rate;
         k->active = node->active;
         k->queued = node->queued;
         k->cooldown = ngx_http_scripting_gate_is_cooling(node, now)
@@ -587,6 +763,8 @@ ngx_http_scripting_gate_shm_copy(ngx_http_scripting_gate_key_stats_t *k,
     k->timed_out = c->timed_out;
     k->upstream_429 = c->upstream_429;
     k->retries = c->retries;
+    k->decreases = c->decreases;
+    k->increases = c->increases;
 }
 
 
@@ -656,22 +834,23 @@ ngx_http_scripting_gate_dispatch(ngx_http_scripting_gate_zone_t *zone,
         return;
     }
 
-    while (node->active < node->limit && !ngx_queue_empty(&node->waiters)) {
+    while (node->active < node->effective
+           && !ngx_queue_empty(&node->waiters))
+    {
         q = ngx_queue_head(&node->waiters);
         t = ngx_queue_data(q, ngx_http_scripting_gate_ticket_t, kq);
+
+        if (ngx_http_scripting_gate_is_paced(node, now)) {
+            /* the head learns when the rate lets it start */
+            ngx_http_scripting_gate_note(notes, t);
+            break;
+        }
 
         ngx_queue_remove(q);
         node->queued--;
         zone->sh->queued--;
 
-        t->state = NGX_HTTP_SCRIPTING_GATE_HOLDING;
-        ngx_queue_insert_tail(&node->holders, &t->kq);
-
-        node->active++;
-        zone->sh->active++;
-        node->counters.passed++;
-        zone->sh->counters.passed++;
-
+        ngx_http_scripting_gate_shm_grant(zone, node, t, now);
         ngx_http_scripting_gate_note(notes, t);
     }
 }
@@ -690,6 +869,21 @@ ngx_http_scripting_gate_note(ngx_http_scripting_gate_notes_t *notes,
     notes->note[notes->n].pid = t->proc->pid;
     notes->note[notes->n].id = t->id;
     notes->n++;
+}
+
+
+static void
+ngx_http_scripting_gate_unnote(ngx_http_scripting_gate_notes_t *notes,
+    ngx_uint_t id)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < notes->n; i++) {
+        if (notes->note[i].id == id && notes->note[i].pid == ngx_pid) {
+            notes->note[i] = notes->note[--notes->n];
+            return;
+        }
+    }
 }
 
 
@@ -745,7 +939,7 @@ static void
 ngx_http_scripting_gate_wake(ngx_uint_t id)
 {
     ngx_rbtree_node_t              *node, *sentinel;
-    ngx_http_scripting_gate_t      *g;
+    ngx_http_scripting_gate_hold_t *g;
 
     node = ngx_http_scripting_gate_waiters.root;
     sentinel = ngx_http_scripting_gate_waiters.sentinel;
@@ -762,7 +956,7 @@ ngx_http_scripting_gate_wake(ngx_uint_t id)
             continue;
         }
 
-        g = (ngx_http_scripting_gate_t *) node;
+        g = (ngx_http_scripting_gate_hold_t *) node;
 
         if (!g->event.posted) {
             ngx_post_event(&g->event, &ngx_posted_events);
@@ -777,8 +971,9 @@ static void
 ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 {
     ngx_int_t                          rc;
+    ngx_uint_t                         id;
     ngx_msec_t                         now, timer;
-    ngx_http_scripting_gate_t         *g;
+    ngx_http_scripting_gate_hold_t    *g;
     ngx_http_scripting_gate_zone_t    *zone;
     ngx_http_scripting_gate_node_t    *node;
     ngx_http_scripting_gate_notes_t    notes;
@@ -792,6 +987,7 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 
     zone = g->zone;
     t = g->ticket;
+    id = t->id;
     node = t->node;
     now = ngx_current_msec;
     notes.n = 0;
@@ -848,7 +1044,17 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
             && (ngx_msec_int_t) (node->cooldown_until - t->deadline) < 0)
         {
             timer = node->cooldown_until - now;
+
+        } else if (ngx_http_scripting_gate_is_paced(node, now)
+                   && ngx_queue_head(&node->waiters) == &t->kq
+                   && (ngx_msec_int_t) (node->rate_next - t->deadline) < 0)
+        {
+            timer = node->rate_next - now;
         }
+    }
+
+    if (rc == NGX_OK) {
+        g->effective = node->effective;
     }
 
     if (rc != NGX_AGAIN) {
@@ -863,6 +1069,8 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    /* this waiter's own timer is set here, it needs no wake-up */
+    ngx_http_scripting_gate_unnote(&notes, id);
     ngx_http_scripting_gate_notify(zone, &notes);
 
     if (rc == NGX_AGAIN) {
@@ -898,11 +1106,14 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 static ngx_msec_t
 ngx_http_scripting_gate_estimate(ngx_http_scripting_gate_node_t *node)
 {
-    ngx_msec_t  hold;
+    ngx_msec_t  hold, wait;
 
     hold = node->hold_avg ? node->hold_avg : 1000;
 
-    return hold * (node->queued + 1) / (node->limit ? node->limit : 1);
+    wait = hold * (node->queued + 1)
+           / (node->effective ? node->effective : 1);
+
+    return ngx_max(wait, node->interval * (node->queued + 1));
 }
 
 
@@ -1070,7 +1281,7 @@ ngx_http_scripting_gate_sweep_handler(ngx_event_t *ev)
     ngx_http_scripting_gate_zone_t   *zone;
     ngx_http_scripting_gate_node_t   *n;
     ngx_http_scripting_gate_notes_t   notes;
-    ngx_http_scripting_gate_t        *g;
+    ngx_http_scripting_gate_hold_t   *g;
 
     shm_zone = ngx_http_scripting_gate_zones->elts;
     missed = 0;
@@ -1116,7 +1327,7 @@ ngx_http_scripting_gate_sweep_handler(ngx_event_t *ev)
                  node;
                  node = ngx_rbtree_next(&ngx_http_scripting_gate_waiters, node))
             {
-                g = (ngx_http_scripting_gate_t *) node;
+                g = (ngx_http_scripting_gate_hold_t *) node;
 
                 if (!g->event.posted) {
                     ngx_post_event(&g->event, &ngx_posted_events);

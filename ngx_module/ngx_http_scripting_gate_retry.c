@@ -276,7 +276,7 @@ ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r)
 
     ctx->rt.started = ngx_current_msec;
 
-    rc = ngx_http_scripting_gate_prepare(r, g);
+    rc = ngx_http_scripting_gate_prepare(r, g, r->pool);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -667,7 +667,7 @@ void
 ngx_http_scripting_gate_retry_count(ngx_http_scripting_gate_retry_t *rt)
 {
     if (rt->gate) {
-        rt->gate->zone->backend->budget_count(rt->gate, 1);
+        ngx_http_scripting_gate_budget_count(rt->gate, 1);
 
     } else {
         ngx_http_scripting_gate_local_requests++;
@@ -689,10 +689,10 @@ ngx_http_scripting_gate_retry_done(ngx_http_scripting_gate_retry_t *rt)
     rt->counted = 0;
 
     if (rt->gate) {
-        rt->gate->zone->backend->budget_count(rt->gate, -1);
+        ngx_http_scripting_gate_budget_count(rt->gate, -1);
 
         if (rt->budgeted) {
-            rt->gate->zone->backend->budget_give(rt->gate);
+            ngx_http_scripting_gate_budget_give(rt->gate);
         }
 
     } else {
@@ -831,8 +831,8 @@ ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_retry_t *rt,
     }
 
     if (rt->gate) {
-        if (!rt->gate->zone->backend->budget_take(rt->gate, rcf->budget,
-                                                  rcf->budget_min))
+        if (!ngx_http_scripting_gate_budget_take(rt->gate, rcf->budget,
+                                                 rcf->budget_min))
         {
             return 0;
         }
@@ -865,7 +865,7 @@ ngx_http_scripting_gate_retry_answer(ngx_http_scripting_gate_t *g,
     ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
     ngx_int_t rc, ngx_msec_t ra)
 {
-    if (g == NULL || g->ticket == NULL) {
+    if (g == NULL || !g->held) {
         return;
     }
 
@@ -970,7 +970,7 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 
     g = ngx_http_scripting_gate_get(r, 0);
 
-    if (g && g->ticket && g->outcome == 0 && r->upstream) {
+    if (g && g->held && g->outcome == 0 && r->upstream) {
         ra = 0;
         rc = ngx_http_scripting_gate_retry_after(r, rlcf, status, &ra);
         ngx_http_scripting_gate_retry_answer(g, rlcf, status, rc, ra);

@@ -28,6 +28,8 @@ typedef struct {
     ngx_atomic_uint_t                   timed_out;
     ngx_atomic_uint_t                   upstream_429;
     ngx_atomic_uint_t                   retries;
+    ngx_atomic_uint_t                   decreases;  /* of the limit */
+    ngx_atomic_uint_t                   increases;
 } ngx_http_scripting_gate_counters_t;
 
 
@@ -38,11 +40,20 @@ typedef struct {
     ngx_queue_t                         waiters;    /* FIFO of tickets */
     ngx_queue_t                         holders;    /* tickets with a slot */
     ngx_uint_t                          refs;       /* tickets naming it */
-    ngx_uint_t                          limit;
+    ngx_uint_t                          limit;      /* the ceiling */
+    ngx_uint_t                          effective;  /* what is let in */
+    ngx_uint_t                          min;
     ngx_uint_t                          active;
     ngx_uint_t                          queued;
     ngx_msec_t                          cooldown_until;
     ngx_msec_t                          hold_avg;   /* ms a slot is held */
+    ngx_uint_t                          rate;       /* per 1000 s, or 0 */
+    ngx_msec_t                          interval;   /* ms between starts */
+    ngx_msec_t                          rate_next;  /* the next start */
+    ngx_msec_t                          probe_at;   /* the next increase */
+    ngx_msec_t                          probe_gap;
+    unsigned                            adaptive:1;
+    unsigned                            learning:1; /* no 429 seen yet */
     ngx_http_scripting_gate_counters_t  counters;
     u_short                             len;
     u_char                              data[1];
