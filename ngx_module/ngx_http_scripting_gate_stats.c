@@ -40,7 +40,8 @@ typedef struct {
     char                               *type;
     char                               *help;
     size_t                              offset;
-    ngx_uint_t                          ms;         /* shown as seconds */
+    ngx_uint_t                          ms;         /* thousandths: ms, */
+                                                    /* or rate per 1000 s */
 } ngx_http_scripting_gate_stats_family_t;
 
 
@@ -139,7 +140,8 @@ static ngx_http_scripting_gate_stats_family_t
     ngx_http_scripting_gate_stats_key_families[] =
 {
     { "limit", "gauge",
-      "Requests allowed in flight to the upstream.",
+      "Requests allowed in flight to the upstream (an adaptive key's "
+      "ceiling).",
       ngx_http_scripting_gate_stats_key_field(limit), 0 },
 
     { "active", "gauge",
@@ -177,6 +179,23 @@ static ngx_http_scripting_gate_stats_family_t
     { "retries_total", "counter",
       "Retries sent to the upstream.",
       ngx_http_scripting_gate_stats_key_field(retries), 0 },
+
+    { "effective_limit", "gauge",
+      "Requests let in flight to the upstream now (what an adaptive key "
+      "learnt).",
+      ngx_http_scripting_gate_stats_key_field(effective_limit), 0 },
+
+    { "limit_decreases_total", "counter",
+      "Times an adaptive key's limit went down after a 429 or 503.",
+      ngx_http_scripting_gate_stats_key_field(decreases), 0 },
+
+    { "limit_increases_total", "counter",
+      "Times an adaptive key's limit went up after successes.",
+      ngx_http_scripting_gate_stats_key_field(increases), 0 },
+
+    { "rate_per_second", "gauge",
+      "Attempts allowed to start per second (0: no rate).",
+      ngx_http_scripting_gate_stats_key_field(rate), 1 },
 
     { NULL, NULL, NULL, 0, 0 }
 };
@@ -529,6 +548,15 @@ ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
                                        json_integer(k[j].queued))
                 || json_object_set_new(jk, "cooldown_ms",
                                        json_integer(k[j].cooldown))
+                || json_object_set_new(jk, "effective_limit",
+                                       json_integer(k[j].effective_limit))
+                || (k[j].rate
+                    && json_object_set_new(jk, "rate",
+                                           json_real(k[j].rate / 1000.0)))
+                || json_object_set_new(jk, "limit_decreases",
+                                       json_integer(k[j].decreases))
+                || json_object_set_new(jk, "limit_increases",
+                                       json_integer(k[j].increases))
                 || json_object_setn_new(jkeys, (char *) k[j].key.data,
                                         k[j].key.len, jk))
             {

@@ -136,7 +136,7 @@ GET /status
 --- response_headers
 Content-Type: application/json
 --- response_body_like chomp
-^\{"zones":\{"s":\{"keys":\{"c":\{"passed":2,"queued_total":0,"rejected":1,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0\},"b":\{"passed":1,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0\},"a":\{"passed":3,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0\}\},"totals":\{"passed":6,"queued_total":0,"rejected":1,"timed_out":0,"upstream_429":0,"retries":0,"active":0,"queued":0\},"keys_count":3,"keys_truncated":false,"evicted":0,"no_memory":0,"retry_budget":\{"requests":0,"retrying":0,"exhausted":0\},"histograms":\{"queue_wait_ms":\{"buckets":\[\{"le":5,"count":0\},.*\{"le":"\+Inf","count":0\}\],"sum":0,"count":0\},"upstream_ms":\{"buckets":\[.*\{"le":"\+Inf","count":6\}\],"sum":\d+,"count":6\}\}\}\},"time_ms":\d+,"pid":\d+\}$
+^\{"zones":\{"s":\{"keys":\{"c":\{"passed":2,"queued_total":0,"rejected":1,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0,"effective_limit":2,"limit_decreases":0,"limit_increases":0\},"b":\{"passed":1,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0,"effective_limit":2,"limit_decreases":0,"limit_increases":0\},"a":\{"passed":3,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0,"effective_limit":2,"limit_decreases":0,"limit_increases":0\}\},"totals":\{"passed":6,"queued_total":0,"rejected":1,"timed_out":0,"upstream_429":0,"retries":0,"active":0,"queued":0\},"keys_count":3,"keys_truncated":false,"evicted":0,"no_memory":0,"retry_budget":\{"requests":0,"retrying":0,"exhausted":0\},"histograms":\{"queue_wait_ms":\{"buckets":\[\{"le":5,"count":0\},.*\{"le":"\+Inf","count":0\}\],"sum":0,"count":0\},"upstream_ms":\{"buckets":\[.*\{"le":"\+Inf","count":6\}\],"sum":\d+,"count":6\}\}\}\},"time_ms":\d+,"pid":\d+\}$
 
 
 
@@ -200,7 +200,7 @@ for my $k (sort keys %{ $j->{keys} }) {
         my ($v) = $p =~ /^scripting_gate_${f}_total\{zone="s",key="\Q$k\E"\} (\d+)$/m;
         push @diff, "$k $f" unless defined $v && $v == $j->{keys}{$k}{$f};
     }
-    for my $f (qw(limit active)) {
+    for my $f (qw(limit active effective_limit)) {
         my ($v) = $p =~ /^scripting_gate_${f}\{zone="s",key="\Q$k\E"\} (\d+)$/m;
         push @diff, "$k $f" unless defined $v && $v == $j->{keys}{$k}{$f};
     }
