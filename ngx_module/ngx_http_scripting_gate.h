@@ -107,6 +107,7 @@ struct ngx_http_scripting_gate_zone_s {
     ngx_http_scripting_gate_shctx_t    *sh;         /* shared memory's */
     ngx_slab_pool_t                    *shpool;
     ngx_http_scripting_gate_proc_t     *proc;       /* this worker's */
+    unsigned                            digest:1;   /* keys as SHA-1 */
 };
 
 

@@ -14,6 +14,7 @@
 #include "ngx_http_scripting_gate_shm.h"
 #include "ngx_http_scripting_gate_util.h"
 #include <ngx_md5.h>
+#include <ngx_sha1.h>
 
 
 /* the number variables */
@@ -31,6 +32,8 @@ static void ngx_http_scripting_gate_resume(ngx_http_scripting_gate_t *g,
 static ngx_int_t ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
     ngx_http_scripting_gate_conf_t *gc, ngx_http_scripting_gate_hold_t *h,
     ngx_pool_t *pool);
+static ngx_int_t ngx_http_scripting_gate_digest_key(ngx_pool_t *pool,
+    ngx_str_t *key);
 static ngx_int_t ngx_http_scripting_gate_long_key(ngx_http_request_t *r,
     ngx_http_scripting_gate_zone_t *zone, ngx_str_t *key);
 static ngx_int_t ngx_http_scripting_gate_passed(ngx_http_scripting_gate_t *g,
@@ -93,7 +96,7 @@ static ngx_str_t  ngx_http_scripting_gate_status_names[] = {
 static ngx_command_t  ngx_http_scripting_gate_commands[] = {
 
     { ngx_string("scripting_gate_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
       ngx_http_scripting_gate_zone,
       0,
       0,
@@ -489,7 +492,12 @@ ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (key.len > NGX_HTTP_SCRIPTING_GATE_MAX_KEY) {
+    if (zone->digest) {
+        if (ngx_http_scripting_gate_digest_key(pool, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (key.len > NGX_HTTP_SCRIPTING_GATE_MAX_KEY) {
         if (ngx_http_scripting_gate_long_key(r, zone, &key) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -528,6 +536,33 @@ ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
     h->conf = gc;
     h->key = key;
     h->hash = (uint32_t) ngx_hash_key(key.data, key.len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A zone with "digest" keeps, shows and logs a key as the SHA-1 of its
+ * value: for keys made of secrets, such as bearer tokens.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_digest_key(ngx_pool_t *pool, ngx_str_t *key)
+{
+    u_char      *p, digest[20];
+    ngx_sha1_t   sha1;
+
+    p = ngx_pnalloc(pool, 2 * sizeof(digest));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_final(digest, &sha1);
+
+    key->len = ngx_hex_dump(p, digest, sizeof(digest)) - p;
+    key->data = p;
 
     return NGX_OK;
 }
@@ -1176,6 +1211,11 @@ ngx_http_scripting_gate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "digest") == 0) {
+            zone->digest = 1;
             continue;
         }
 

@@ -450,3 +450,43 @@ GET /result.txt
 /api/v2/scripts/i: 200 [/api/v2/scripts/i]
 /off/i: 404 []
 /inherit/i: 404 [Bearer Z]
+
+
+
+=== TEST 15: a zone with "digest" keeps, shows and logs its keys as SHA-1 digests, never the token
+--- http_config
+    scripting_gate_zone  $http_authorization  zone=t:1m  digest;
+
+    upstream mock {
+        server 127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+--- config
+    location /api/v2/scripts/ {
+        scripting_gate zone=t limit=1 queue=0;
+        add_header X-Key "$scripting_gate_key" always;
+        proxy_pass http://mock;
+    }
+    location = /status {
+        scripting_gate_stats;
+    }
+--- init
+package main;
+my %st = ScriptingGate::Mock::burst(
+    n => 2, paths => ['/api/v2/scripts/j'],
+    headers => { Authorization => 'Bearer s3cr3t', 'X-Mock-Action' => '200/delay=300' });
+my $r = http_get('/api/v2/scripts/j', headers => { Authorization => 'Bearer s3cr3t' });
+my @keys = keys %{ status_json('/status')->{zones}{t}{keys} };
+open my $fh, '<', servroot() . '/logs/error.log';
+my $logged = grep { /s3cr3t/ } <$fh>;
+html_put('result.txt', client_report(%st)
+    . "X-Key: $r->{headers}{'x-key'}\n"
+    . "stats keys: @keys\n"
+    . "token in the error log: " . ($logged ? "yes" : "no") . "\n");
+--- request
+GET /result.txt
+--- response_body
+200 x 1
+429 x 1
+X-Key: 90235ab92619a8e45944d7aff15ee35af295c029
+stats keys: 90235ab92619a8e45944d7aff15ee35af295c029
+token in the error log: no
