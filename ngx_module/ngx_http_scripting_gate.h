@@ -160,6 +160,7 @@ struct ngx_http_scripting_gate_hold_s {
  * and sets log, handler and data.
  */
 struct ngx_http_scripting_gate_s {
+    ngx_http_scripting_gate_hold_t      first;      /* of a single gate */
     ngx_http_scripting_gate_hold_t     *holds;
     ngx_uint_t                          nholds;
     ngx_uint_t                          next;       /* to acquire */
@@ -183,6 +184,8 @@ struct ngx_http_scripting_gate_backend_s {
     void       (*cooldown)(ngx_http_scripting_gate_hold_t *h,
                            ngx_msec_t delay);
     void       (*retried)(ngx_http_scripting_gate_hold_t *h);
+    void       (*answered)(ngx_http_scripting_gate_hold_t *h,
+                           ngx_uint_t status);
     void       (*budget_count)(ngx_http_scripting_gate_hold_t *h,
                                ngx_int_t n);
     ngx_uint_t (*budget_take)(ngx_http_scripting_gate_hold_t *h,
@@ -204,14 +207,18 @@ extern ngx_http_scripting_gate_defer_pt   ngx_http_scripting_gate_defer;
  * The operations, on every gate of a request or job in the order written.
  * acquire: NGX_OK (every slot), NGX_AGAIN (queued: the handler is called
  * later), NGX_DECLINED (refused: status and retry_after say why; what was
- * taken is given back), NGX_ERROR (a zone is full).  release: gives back
- * the slots and queue places, counting the outcome; idempotent.
+ * taken is given back), NGX_ERROR (a zone is full).  answered: the
+ * upstream's status for the attempt, counted at once and learnt from when
+ * the slots are given back.  release: gives back the slots and queue
+ * places; idempotent.
  */
 ngx_int_t ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_t *g);
 void ngx_http_scripting_gate_release(ngx_http_scripting_gate_t *g);
 void ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_t *g,
     ngx_msec_t delay);
 void ngx_http_scripting_gate_retried(ngx_http_scripting_gate_t *g);
+void ngx_http_scripting_gate_answered(ngx_http_scripting_gate_t *g,
+    ngx_uint_t status);
 void ngx_http_scripting_gate_budget_count(ngx_http_scripting_gate_t *g,
     ngx_int_t n);
 ngx_uint_t ngx_http_scripting_gate_budget_take(ngx_http_scripting_gate_t *g,
@@ -227,6 +234,7 @@ ngx_http_scripting_gate_t *ngx_http_scripting_gate_get(ngx_http_request_t *r,
     ngx_uint_t create);
 ngx_int_t ngx_http_scripting_gate_read_body(ngx_http_request_t *r);
 ngx_int_t ngx_http_scripting_gate_read_json_body(ngx_http_request_t *r);
+ngx_uint_t ngx_http_scripting_gate_json_vars(ngx_conf_t *cf);
 
 /* the figures of every zone, for the status module */
 ngx_array_t *ngx_http_scripting_gate_snapshot(ngx_http_request_t *r,

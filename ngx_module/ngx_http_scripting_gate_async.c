@@ -459,12 +459,14 @@ ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    if (ngx_http_scripting_gate_json_vars(cf)) {
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
 
-    *h = ngx_http_scripting_gate_async_rewrite_handler;
+        *h = ngx_http_scripting_gate_async_rewrite_handler;
+    }
 
     /* registered after the retry's: a submission is taken before a retry */
 
@@ -489,7 +491,8 @@ ngx_http_scripting_gate_async_rewrite_handler(ngx_http_request_t *r)
 {
     ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
+    alcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_async_module);
 
     if (alcf->async == NULL) {
         return NGX_DECLINED;
@@ -566,7 +569,8 @@ ngx_http_scripting_gate_async_wanted(ngx_http_request_t *r)
         return 0;
     }
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
+    alcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_async_module);
 
     if (alcf->async == NULL) {
         return 0;
@@ -659,7 +663,8 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
+    alcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_async_module);
 
     if (ngx_http_scripting_gate_async_seen(r, 0)) {
         /* answered already: an internal redirect brought it back */

@@ -998,7 +998,8 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_async_module);
+    alcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_async_module);
 
     end = r->uri.data + r->uri.len;
     result = 0;

@@ -224,28 +224,38 @@ ngx_http_scripting_gate_rewrite_handler(ngx_http_request_t *r)
 
 
 /*
- * For the rewrite phase of the modules that work on a request's body: it
- * is read now when scripting_json_var variables may be read from it.
+ * For the rewrite phase of the modules that work on a request's body, when
+ * scripting_json_var variables may be read from it: it is read now.
  */
 
 ngx_int_t
 ngx_http_scripting_gate_read_json_body(ngx_http_request_t *r)
 {
-    ngx_http_scripting_gate_main_conf_t  *gmcf;
-
-    if (r != r->main || r->request_body) {
-        return NGX_DECLINED;
-    }
-
-    gmcf = ngx_http_get_module_main_conf(r, ngx_http_scripting_gate_module);
-
-    if (gmcf->json_vars.nelts == 0
+    if (r != r->main
+        || r->request_body
         || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
     {
         return NGX_DECLINED;
     }
 
     return ngx_http_scripting_gate_read_body(r);
+}
+
+
+/*
+ * Whether scripting_json_var is used: the modules register their rewrite
+ * phase handlers only then, so that nothing is spent on it otherwise.
+ */
+
+ngx_uint_t
+ngx_http_scripting_gate_json_vars(ngx_conf_t *cf)
+{
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_scripting_gate_module);
+
+    return gmcf->json_vars.nelts;
 }
 
 
@@ -430,10 +440,16 @@ ngx_http_scripting_gate_prepare(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    g->holds = ngx_pcalloc(pool, glcf->gates->nelts
-                                 * sizeof(ngx_http_scripting_gate_hold_t));
-    if (g->holds == NULL) {
-        return NGX_ERROR;
+    if (glcf->gates->nelts == 1) {
+        /* the common case costs no allocation */
+        g->holds = &g->first;
+
+    } else {
+        g->holds = ngx_pcalloc(pool, glcf->gates->nelts
+                                     * sizeof(ngx_http_scripting_gate_hold_t));
+        if (g->holds == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     g->nholds = 0;
@@ -731,6 +747,20 @@ ngx_http_scripting_gate_cooldown(ngx_http_scripting_gate_t *g,
 
 
 void
+ngx_http_scripting_gate_answered(ngx_http_scripting_gate_t *g,
+    ngx_uint_t status)
+{
+    ngx_uint_t  i;
+
+    g->outcome = status;
+
+    for (i = 0; i < g->nholds; i++) {
+        g->holds[i].zone->backend->answered(&g->holds[i], status);
+    }
+}
+
+
+void
 ngx_http_scripting_gate_retried(ngx_http_scripting_gate_t *g)
 {
     ngx_uint_t  i;
@@ -865,13 +895,14 @@ ngx_http_scripting_gate_header_filter(ngx_http_request_t *r)
 {
     ngx_http_scripting_gate_ctx_t  *ctx;
 
-    /* the outcome of the attempt, counted when its slot is given back */
+    /* the upstream's answer to the attempt; an error_page's is not */
 
     if (r == r->main && r->upstream) {
         ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
         if (ctx && ctx->gate.held && ctx->gate.outcome == 0) {
-            ctx->gate.outcome = r->headers_out.status;
+            ngx_http_scripting_gate_answered(&ctx->gate,
+                                             r->headers_out.status);
         }
     }
 
@@ -1560,12 +1591,14 @@ ngx_http_scripting_gate_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    if (ngx_http_scripting_gate_json_vars(cf)) {
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
 
-    *h = ngx_http_scripting_gate_rewrite_handler;
+        *h = ngx_http_scripting_gate_rewrite_handler;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
     if (h == NULL) {

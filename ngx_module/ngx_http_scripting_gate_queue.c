@@ -58,10 +58,14 @@ typedef struct {
 
 static ngx_int_t ngx_http_scripting_gate_shm_acquire(
     ngx_http_scripting_gate_hold_t *g);
-static void ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_hold_t *g);
-static void ngx_http_scripting_gate_shm_cooldown(ngx_http_scripting_gate_hold_t *g,
-    ngx_msec_t delay);
-static void ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_hold_t *g);
+static void ngx_http_scripting_gate_shm_release(
+    ngx_http_scripting_gate_hold_t *g);
+static void ngx_http_scripting_gate_shm_cooldown(
+    ngx_http_scripting_gate_hold_t *g, ngx_msec_t delay);
+static void ngx_http_scripting_gate_shm_retried(
+    ngx_http_scripting_gate_hold_t *g);
+static void ngx_http_scripting_gate_shm_answered(
+    ngx_http_scripting_gate_hold_t *g, ngx_uint_t status);
 static void ngx_http_scripting_gate_shm_budget_count(
     ngx_http_scripting_gate_hold_t *g, ngx_int_t n);
 static ngx_uint_t ngx_http_scripting_gate_shm_budget_take(
@@ -99,6 +103,9 @@ static void ngx_http_scripting_gate_notify(ngx_http_scripting_gate_zone_t *zone,
     ngx_http_scripting_gate_notes_t *notes);
 static void ngx_http_scripting_gate_wake(ngx_uint_t id);
 static void ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_scripting_gate_shm_waited(
+    ngx_http_scripting_gate_hold_t *g, ngx_msec_t now,
+    ngx_http_scripting_gate_notes_t *notes, ngx_msec_t *timer);
 static void ngx_http_scripting_gate_recv_handler(ngx_event_t *ev);
 static void ngx_http_scripting_gate_sweep_handler(ngx_event_t *ev);
 static ngx_msec_t ngx_http_scripting_gate_estimate(
@@ -120,6 +127,7 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_shm_backend = {
     ngx_http_scripting_gate_shm_release,
     ngx_http_scripting_gate_shm_cooldown,
     ngx_http_scripting_gate_shm_retried,
+    ngx_http_scripting_gate_shm_answered,
     ngx_http_scripting_gate_shm_budget_count,
     ngx_http_scripting_gate_shm_budget_take,
     ngx_http_scripting_gate_shm_budget_give,
@@ -475,11 +483,6 @@ ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_hold_t *g)
     outcome = g->outcome;
     g->outcome = 0;
 
-    if (outcome == NGX_HTTP_TOO_MANY_REQUESTS) {
-        (void) ngx_atomic_fetch_add(&node->counters.upstream_429, 1);
-        (void) ngx_atomic_fetch_add(&zone->sh->counters.upstream_429, 1);
-    }
-
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     if (t->state == NGX_HTTP_SCRIPTING_GATE_HOLDING) {
@@ -572,6 +575,21 @@ ngx_http_scripting_gate_shm_retried(ngx_http_scripting_gate_hold_t *g)
 
     (void) ngx_atomic_fetch_add(&g->zone->sh->counters.retries, 1);
     (void) ngx_atomic_fetch_add(&g->ticket->node->counters.retries, 1);
+}
+
+
+/* an upstream 429 is counted when it comes, not when the slot is freed */
+
+static void
+ngx_http_scripting_gate_shm_answered(ngx_http_scripting_gate_hold_t *g,
+    ngx_uint_t status)
+{
+    if (g->ticket == NULL || status != NGX_HTTP_TOO_MANY_REQUESTS) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&g->ticket->node->counters.upstream_429, 1);
+    (void) ngx_atomic_fetch_add(&g->zone->sh->counters.upstream_429, 1);
 }
 
 
@@ -970,14 +988,12 @@ ngx_http_scripting_gate_wake(ngx_uint_t id)
 static void
 ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 {
-    ngx_int_t                          rc;
-    ngx_uint_t                         id;
-    ngx_msec_t                         now, timer;
-    ngx_http_scripting_gate_hold_t    *g;
-    ngx_http_scripting_gate_zone_t    *zone;
-    ngx_http_scripting_gate_node_t    *node;
-    ngx_http_scripting_gate_notes_t    notes;
-    ngx_http_scripting_gate_ticket_t  *t;
+    ngx_int_t                         rc;
+    ngx_uint_t                        id;
+    ngx_msec_t                        now, timer;
+    ngx_http_scripting_gate_hold_t   *g;
+    ngx_http_scripting_gate_zone_t   *zone;
+    ngx_http_scripting_gate_notes_t   notes;
 
     g = ev->data;
 
@@ -986,20 +1002,73 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     }
 
     zone = g->zone;
-    t = g->ticket;
-    id = t->id;
-    node = t->node;
+    id = g->ticket->id;
     now = ngx_current_msec;
     notes.n = 0;
     timer = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
+    rc = ngx_http_scripting_gate_shm_waited(g, now, &notes, &timer);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    /* this waiter's own timer is set here, it needs no wake-up */
+    ngx_http_scripting_gate_unnote(&notes, id);
+    ngx_http_scripting_gate_notify(zone, &notes);
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(ev, timer);
+        return;
+    }
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    if (ev->posted) {
+        ngx_delete_posted_event(ev);
+    }
+
+    ngx_rbtree_delete(&ngx_http_scripting_gate_waiters, &g->wnode);
+    g->waiting = 0;
+
+    if (rc == NGX_OK) {
+        g->acquired_at = now;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
+                   "scripting_gate: \"%V\" waited, rc:%i", &g->key, rc);
+
+    /* the handler runs the posted requests of a request it resumes */
+    g->handler(g, rc);
+}
+
+
+/*
+ * What became of a waiting ticket, under the mutex: NGX_OK (a slot),
+ * NGX_DECLINED (refused or timed out: the ticket is freed), NGX_AGAIN
+ * (still waiting: *timer says when to look again).
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_shm_waited(ngx_http_scripting_gate_hold_t *g,
+    ngx_msec_t now, ngx_http_scripting_gate_notes_t *notes, ngx_msec_t *timer)
+{
+    ngx_int_t                          rc;
+    ngx_http_scripting_gate_zone_t    *zone;
+    ngx_http_scripting_gate_node_t    *node;
+    ngx_http_scripting_gate_ticket_t  *t;
+
+    zone = g->zone;
+    t = g->ticket;
+    node = t->node;
+
     if (t->state == NGX_HTTP_SCRIPTING_GATE_WAITING
         && !ngx_http_scripting_gate_is_cooling(node, now))
     {
         /* a cool-down is over, or a wake-up was lost: look again */
-        ngx_http_scripting_gate_dispatch(zone, node, &notes);
+        ngx_http_scripting_gate_dispatch(zone, node, notes);
     }
 
     switch (t->state) {
@@ -1033,23 +1102,23 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
             node->counters.timed_out++;
             zone->sh->counters.timed_out++;
 
-            ngx_http_scripting_gate_dispatch(zone, node, &notes);
+            ngx_http_scripting_gate_dispatch(zone, node, notes);
             break;
         }
 
         rc = NGX_AGAIN;
-        timer = t->deadline - now;
+        *timer = t->deadline - now;
 
         if (ngx_http_scripting_gate_is_cooling(node, now)
             && (ngx_msec_int_t) (node->cooldown_until - t->deadline) < 0)
         {
-            timer = node->cooldown_until - now;
+            *timer = node->cooldown_until - now;
 
         } else if (ngx_http_scripting_gate_is_paced(node, now)
                    && ngx_queue_head(&node->waiters) == &t->kq
                    && (ngx_msec_int_t) (node->rate_next - t->deadline) < 0)
         {
-            timer = node->rate_next - now;
+            *timer = node->rate_next - now;
         }
     }
 
@@ -1067,37 +1136,7 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
         g->ticket = NULL;
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    /* this waiter's own timer is set here, it needs no wake-up */
-    ngx_http_scripting_gate_unnote(&notes, id);
-    ngx_http_scripting_gate_notify(zone, &notes);
-
-    if (rc == NGX_AGAIN) {
-        ngx_add_timer(ev, timer);
-        return;
-    }
-
-    if (ev->timer_set) {
-        ngx_del_timer(ev);
-    }
-
-    if (ev->posted) {
-        ngx_delete_posted_event(ev);
-    }
-
-    ngx_rbtree_delete(&ngx_http_scripting_gate_waiters, &g->wnode);
-    g->waiting = 0;
-
-    if (rc == NGX_OK) {
-        g->acquired_at = now;
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
-                   "scripting_gate: \"%V\" waited, rc:%i", &g->key, rc);
-
-    /* the handler runs the posted requests of a request it resumes */
-    g->handler(g, rc);
+    return rc;
 }
 
 

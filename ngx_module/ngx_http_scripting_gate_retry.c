@@ -869,7 +869,7 @@ ngx_http_scripting_gate_retry_answer(ngx_http_scripting_gate_t *g,
         return;
     }
 
-    g->outcome = status;
+    ngx_http_scripting_gate_answered(g, status);
 
     if (rc == NGX_OK
         && rlcf->retry_after
@@ -1567,12 +1567,14 @@ ngx_http_scripting_gate_retry_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    if (ngx_http_scripting_gate_json_vars(cf)) {
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
 
-    *h = ngx_http_scripting_gate_retry_rewrite_handler;
+        *h = ngx_http_scripting_gate_retry_rewrite_handler;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {

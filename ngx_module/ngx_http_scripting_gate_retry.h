@@ -49,7 +49,8 @@ typedef struct {
 extern ngx_module_t  ngx_http_scripting_gate_retry_module;
 
 
-ngx_int_t ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_retry_t *rt,
+ngx_int_t ngx_http_scripting_gate_retry_next(
+    ngx_http_scripting_gate_retry_t *rt,
     ngx_http_scripting_gate_retry_conf_t *rcf, ngx_uint_t status,
     ngx_uint_t method, ngx_int_t rc, ngx_msec_t ra);
 void ngx_http_scripting_gate_retry_answer(ngx_http_scripting_gate_t *g,

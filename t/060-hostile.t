@@ -419,7 +419,9 @@ my %top = map { $_ => 1 } qw(zones time_ms pid);
 my %zone = map { $_ => 1 } qw(keys totals keys_count keys_truncated evicted
                               no_memory retry_budget histograms);
 my %key = map { $_ => 1 } qw(limit active queued passed queued_total rejected
-                             timed_out upstream_429 retries cooldown_ms);
+                             timed_out upstream_429 retries cooldown_ms
+                             effective_limit rate limit_decreases
+                             limit_increases);
 my %tot = map { $_ => 1 } qw(active queued passed queued_total rejected
                              timed_out upstream_429 retries);
 push @problems, "top: $_" for grep { !$top{$_} } keys %$d;
@@ -435,7 +437,8 @@ for my $k (keys %{ $z->{keys} }) {
 }
 my %fam = map { $_ => 1 } qw(limit active waiting cooldown_seconds passed_total
     queued_total rejected_total timed_out_total upstream_429_total
-    retries_total keys evicted_total no_memory_total
+    retries_total effective_limit limit_decreases_total
+    limit_increases_total rate_per_second keys evicted_total no_memory_total
     retry_budget_exhausted_total queue_wait_seconds upstream_seconds);
 for my $l (split /\n/, $p) {
     my ($f) = $l =~ /^(?:# (?:HELP|TYPE) )?scripting_gate_([a-z_0-9]+)/
