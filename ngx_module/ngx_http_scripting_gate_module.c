@@ -137,6 +137,20 @@ static ngx_command_t  ngx_http_scripting_gate_commands[] = {
       0,
       NULL },
 
+    { ngx_string("scripting_json_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_scripting_gate_loc_conf_t, json_max_size),
+      NULL },
+
+    { ngx_string("scripting_json_max_memory"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_scripting_gate_loc_conf_t, json_max_memory),
+      NULL },
+
       ngx_null_command
 };
 
@@ -1175,6 +1189,8 @@ ngx_http_scripting_gate_create_loc_conf(ngx_conf_t *cf)
     conf->status_code = NGX_CONF_UNSET_UINT;
     conf->dry_run = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
+    conf->json_max_size = NGX_CONF_UNSET_SIZE;
+    conf->json_max_memory = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }
@@ -1196,6 +1212,10 @@ ngx_http_scripting_gate_merge_loc_conf(ngx_conf_t *cf, void *parent,
                               NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
+    ngx_conf_merge_size_value(conf->json_max_size, prev->json_max_size,
+                              64 * 1024);
+    ngx_conf_merge_size_value(conf->json_max_memory, prev->json_max_memory,
+                              1024 * 1024);
 
     return NGX_CONF_OK;
 }

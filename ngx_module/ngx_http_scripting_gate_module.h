@@ -19,6 +19,8 @@ typedef struct {
     ngx_uint_t                          status_code;
     ngx_flag_t                          dry_run;
     ngx_uint_t                          log_level;
+    size_t                              json_max_size;
+    size_t                              json_max_memory;
 } ngx_http_scripting_gate_loc_conf_t;
 
 
@@ -36,7 +38,7 @@ typedef struct {
 typedef struct {
     ngx_http_scripting_gate_t           gate;
     ngx_http_request_t                 *request;
-    void                               *json;       /* json_t * */
+    void                               *json;       /* the json vars' values */
     unsigned                            body_waiting:1;
     unsigned                            body_ready:1;
     unsigned                            json_parsed:1;

@@ -25,6 +25,9 @@ no_shuffle();
 our $HttpConfig = <<'_EOC_';
     scripting_gate_zone  $script_key  zone=s:1m;
     scripting_json_var   $vid  /versionId;
+    # the limits these blocks were written for (the defaults are 64k, 1m)
+    scripting_json_max_size    1m;
+    scripting_json_max_memory  8m;
 
     upstream mock {
         server 127.0.0.1:$TEST_NGINX_MOCK_PORT;
