@@ -78,7 +78,7 @@ static ngx_int_t ngx_http_scripting_gate_async_callback_allowed(
     ngx_str_t *url);
 static ngx_http_scripting_gate_run_t *ngx_http_scripting_gate_async_run(
     ngx_http_request_t *r, ngx_http_scripting_gate_async_conf_t *acf,
-    ngx_str_t *callback);
+    ngx_str_t *callback, ngx_int_t *rc);
 static ngx_int_t ngx_http_scripting_gate_async_copy_request(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
 static ngx_int_t ngx_http_scripting_gate_async_copy_body(
@@ -111,6 +111,7 @@ static void ngx_http_scripting_gate_async_destroy(
     ngx_http_scripting_gate_run_t *run);
 static size_t ngx_http_scripting_gate_async_header_cb(char *p, size_t size,
     size_t n, void *data);
+static ngx_uint_t ngx_http_scripting_gate_async_cookie(u_char *p, size_t len);
 static size_t ngx_http_scripting_gate_async_body_cb(char *p, size_t size,
     size_t n, void *data);
 static size_t ngx_http_scripting_gate_async_discard_cb(char *p, size_t size,
@@ -221,7 +222,7 @@ static ngx_str_t  ngx_http_scripting_gate_hop_by_hop_headers[] = {
 
 
 /* scripting_async zone=NAME pass=URL jobs_uri=URI [timeout=T]
- *                 [callback_allow=PREFIX ...] | off */
+ *                 [callback_allow=PREFIX ...] [set_cookie=on|off] | off */
 
 char *
 ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -322,6 +323,16 @@ ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "set_cookie=on") == 0) {
+            acf->set_cookie = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "set_cookie=off") == 0) {
+            acf->set_cookie = 0;
             continue;
         }
 
@@ -697,16 +708,37 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
         }
     }
 
-    run = ngx_http_scripting_gate_async_run(r, alcf->async, &callback);
+    run = ngx_http_scripting_gate_async_run(r, alcf->async, &callback, &rc);
 
     if (run == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+        switch (rc) {
 
-    if (run == (void *) -1) {
-        ngx_http_finalize_request(r, ngx_http_scripting_gate_async_error(r,
+        case NGX_DECLINED:
+            rc = ngx_http_scripting_gate_async_error(r,
                         NGX_HTTP_SERVICE_UNAVAILABLE, "service.unavailable",
-                        "The job store is full. Retry the request later", 1));
+                        "The job store is full. Retry the request later", 1);
+            break;
+
+        case NGX_BUSY:
+            rc = ngx_http_scripting_gate_async_error(r,
+                        NGX_HTTP_TOO_MANY_REQUESTS,
+                        "too.many.requests.retry.after",
+                        "Too many jobs of yours are under way. Retry the "
+                        "request later", 1);
+            break;
+
+        case NGX_AGAIN:
+            rc = ngx_http_scripting_gate_async_error(r,
+                        NGX_HTTP_SERVICE_UNAVAILABLE, "service.unavailable",
+                        "Too many request bodies are waiting to be sent. "
+                        "Retry the request later", 1);
+            break;
+
+        default:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_finalize_request(r, rc);
         return NGX_DONE;
     }
 
@@ -843,18 +875,24 @@ refused:
 
 
 /*
- * The job and its run; (void *) -1 when the store is full, NULL on an
- * error.
+ * The job and its run; NULL when there is none, and *rc says why: the
+ * store is full (NGX_DECLINED), the submitter is over its quota
+ * (NGX_BUSY), the worker holds too many bodies (NGX_AGAIN), or an error.
  */
 
 static ngx_http_scripting_gate_run_t *
 ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
-    ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *callback)
+    ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *callback,
+    ngx_int_t *rc)
 {
-    ngx_int_t                       rc;
+    u_char                         *p;
+    u_char                          owner[
+                                        NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN];
     ngx_str_t                       key, method, uri;
     ngx_pool_t                     *pool;
     ngx_http_scripting_gate_run_t  *run;
+
+    *rc = NGX_ERROR;
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
@@ -882,26 +920,34 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     run->rt.started = run->started;
 
     /* the keys are evaluated now, and kept in the job's pool */
-    rc = ngx_http_scripting_gate_prepare(r, &run->gate, pool);
+    *rc = ngx_http_scripting_gate_prepare(r, &run->gate, pool);
 
-    if (rc == NGX_ERROR) {
+    if (*rc == NGX_ERROR) {
         goto failed;
     }
 
     ngx_str_null(&key);
 
-    if (rc == NGX_OK) {
+    if (*rc == NGX_OK) {
         run->rt.gate = &run->gate;
         key = run->gate.holds[0].key;
     }
 
-    if (ngx_http_scripting_gate_async_copy_request(r, run) != NGX_OK) {
+    *rc = ngx_http_scripting_gate_async_copy_request(r, run);
+
+    if (*rc != NGX_OK) {
+        goto failed;
+    }
+
+    if (ngx_http_scripting_gate_job_owner(r, run->jz, owner) != NGX_OK) {
+        *rc = NGX_ERROR;
         goto failed;
     }
 
     if (callback->len) {
         run->callback.data = ngx_pstrdup(pool, callback);
         if (run->callback.data == NULL) {
+            *rc = NGX_ERROR;
             goto failed;
         }
 
@@ -909,18 +955,29 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     }
 
     method = r->method_name;
+
+    /* the query string may hold a token: the job shows the path only */
+
     uri = r->unparsed_uri;
+    p = ngx_strlchr(uri.data, uri.data + uri.len, '?');
 
-    rc = ngx_http_scripting_gate_job_create(run->jz, &key, &method, &uri,
-                                            &run->callback, run->id,
-                                            r->connection->log);
+    if (p) {
+        uri.len = p - uri.data;
+    }
 
-    if (rc != NGX_OK) {
+    *rc = ngx_http_scripting_gate_job_create(run->jz, &key, &method, &uri,
+                                             &run->callback, owner, run->id,
+                                             r->connection->log);
+
+    if (*rc != NGX_OK) {
         curl_slist_free_all(run->headers);
         curl_easy_cleanup(run->curl.easy);
         ngx_destroy_pool(pool);
-        return (rc == NGX_DECLINED) ? (void *) -1 : NULL;
+        return NULL;
     }
+
+    /* the body is held until the run ends */
+    run->jz->pending_body += run->body.len;
 
     if (!ngx_http_scripting_gate_runs_ready) {
         ngx_queue_init(&ngx_http_scripting_gate_runs);
@@ -961,6 +1018,10 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
 
 failed:
 
+    if (*rc != NGX_AGAIN) {
+        *rc = NGX_ERROR;
+    }
+
     if (run->headers) {
         curl_slist_free_all(run->headers);
     }
@@ -983,6 +1044,7 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
 {
     u_char             *p, *url;
     CURL               *easy;
+    ngx_int_t           rc;
     ngx_uint_t          i, content_type;
     ngx_list_part_t    *part;
     ngx_table_elt_t    *h;
@@ -1075,8 +1137,10 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
         run->headers = list;
     }
 
-    if (ngx_http_scripting_gate_async_copy_body(r, run) != NGX_OK) {
-        return NGX_ERROR;
+    rc = ngx_http_scripting_gate_async_copy_body(r, run);
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     easy = curl_easy_init();
@@ -1146,17 +1210,21 @@ ngx_http_scripting_gate_async_quick_exit(CURL *easy)
 }
 
 
-/* the body, replayed byte for byte on every attempt, from memory */
+/*
+ * The body, replayed byte for byte on every attempt, from memory;
+ * NGX_AGAIN when the worker holds max_pending_body of such bodies already.
+ */
 
 static ngx_int_t
 ngx_http_scripting_gate_async_copy_body(ngx_http_request_t *r,
     ngx_http_scripting_gate_run_t *run)
 {
-    u_char       *p;
-    off_t         len;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    u_char                               *p;
+    off_t                                 len;
+    ssize_t                               n;
+    ngx_buf_t                            *b;
+    ngx_chain_t                          *cl;
+    ngx_http_scripting_gate_jobs_zone_t  *jz;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
         return NGX_OK;
@@ -1170,6 +1238,17 @@ ngx_http_scripting_gate_async_copy_body(ngx_http_request_t *r,
 
     if (len == 0) {
         return NGX_OK;
+    }
+
+    jz = run->jz;
+
+    if ((size_t) len > jz->max_pending_body - jz->pending_body) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "scripting_async: with a body of %O bytes, the "
+                      "bodies of the jobs pending in this worker would "
+                      "exceed max_pending_body (%uz bytes), the request "
+                      "is refused", len, jz->max_pending_body);
+        return NGX_AGAIN;
     }
 
     p = ngx_pnalloc(run->pool, (size_t) len);
@@ -1752,6 +1831,8 @@ ngx_http_scripting_gate_async_destroy(ngx_http_scripting_gate_run_t *run)
     curl_slist_free_all(run->headers);
     curl_slist_free_all(run->cb_headers);
 
+    run->jz->pending_body -= run->body.len;
+
     ngx_queue_remove(&run->queue);
 
     ngx_destroy_pool(run->pool);
@@ -1876,6 +1957,13 @@ ngx_http_scripting_gate_async_header_cb(char *p, size_t size, size_t n,
         return len;
     }
 
+    if (!run->acf->set_cookie
+        && ngx_http_scripting_gate_async_cookie((u_char *) p, len))
+    {
+        /* a session of the upstream's is no part of a result to share */
+        return len;
+    }
+
     if (ngx_http_scripting_gate_bytes_add(run->pool, &run->resp_headers,
                                           (u_char *) p, len,
                                           run->jz->max_result
@@ -1887,6 +1975,36 @@ ngx_http_scripting_gate_async_header_cb(char *p, size_t size, size_t n,
     }
 
     return len;
+}
+
+
+/* a Set-Cookie or Set-Cookie2 header line */
+
+static ngx_uint_t
+ngx_http_scripting_gate_async_cookie(u_char *p, size_t len)
+{
+    if (len < sizeof("Set-Cookie") - 1
+        || ngx_strncasecmp(p, (u_char *) "Set-Cookie",
+                           sizeof("Set-Cookie") - 1)
+           != 0)
+    {
+        return 0;
+    }
+
+    p += sizeof("Set-Cookie") - 1;
+    len -= sizeof("Set-Cookie") - 1;
+
+    if (len && *p == '2') {
+        p++;
+        len--;
+    }
+
+    while (len && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+
+    return len && *p == ':';
 }
 
 

@@ -27,6 +27,9 @@
 /* 128 random bits, in hex */
 #define NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN      32
 #define NGX_HTTP_SCRIPTING_GATE_JOB_REASON_LEN  128
+/* the digest of the submitter's value (owner=): SHA-1 */
+#define NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN   20
+#define NGX_HTTP_SCRIPTING_GATE_JOB_SALT_LEN    16
 
 
 typedef struct ngx_http_scripting_gate_jobs_zone_s
@@ -40,6 +43,7 @@ typedef struct {
     ngx_str_node_t                      sn;         /* by crc32, then id */
     ngx_queue_t                         queue;      /* oldest first */
     u_char                              id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
+    u_char                 owner[NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN];
     ngx_pid_t                           pid;        /* the worker running it */
     ngx_uint_t                          state;
     ngx_uint_t                          attempts;
@@ -76,6 +80,7 @@ typedef struct {
     ngx_uint_t                          expired;
     ngx_uint_t                          callbacks_delivered;
     ngx_uint_t                          callbacks_failed;
+    u_char                   salt[NGX_HTTP_SCRIPTING_GATE_JOB_SALT_LEN];
 } ngx_http_scripting_gate_jobs_shctx_t;
 
 
@@ -87,6 +92,10 @@ struct ngx_http_scripting_gate_jobs_zone_s {
     ngx_msec_t                             ttl;
     size_t                                 max_result;
     ngx_uint_t                             max_jobs;
+    ngx_uint_t                             max_owner_jobs;
+    ngx_http_complex_value_t              *owner;
+    size_t                                 max_pending_body;
+    size_t                                 pending_body; /* this worker's */
 };
 
 
@@ -97,6 +106,7 @@ struct ngx_http_scripting_gate_async_conf_s {
     ngx_str_t                              jobs_uri;
     ngx_array_t                           *callback_allow; /* ngx_str_t */
     ngx_msec_t                             timeout;
+    ngx_flag_t                             set_cookie;
 };
 
 
@@ -122,10 +132,12 @@ char *ngx_http_scripting_gate_async_jobs(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_shm_zone_t *ngx_http_scripting_gate_jobs_zone(ngx_conf_t *cf,
     ngx_str_t *name);
+ngx_int_t ngx_http_scripting_gate_job_owner(ngx_http_request_t *r,
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *owner);
 ngx_int_t ngx_http_scripting_gate_job_create(
     ngx_http_scripting_gate_jobs_zone_t *jz, ngx_str_t *key,
-    ngx_str_t *method, ngx_str_t *uri, ngx_str_t *callback, u_char *id,
-    ngx_log_t *log);
+    ngx_str_t *method, ngx_str_t *uri, ngx_str_t *callback, u_char *owner,
+    u_char *id, ngx_log_t *log);
 void ngx_http_scripting_gate_job_running(
     ngx_http_scripting_gate_jobs_zone_t *jz, u_char *id, ngx_uint_t attempts,
     ngx_uint_t status);

@@ -12,20 +12,35 @@
  * for as long again (its result freed, a 404 that says so), and is then
  * forgotten.  A job whose worker died is marked failed by the once-a-second
  * sweep of any other worker (kill(pid, 0) says ESRCH).
+ *
+ * A job belongs to its submitter: the SHA-1 of a salt of the store's and
+ * the value "owner=" names (the Authorization header by default) is kept
+ * with it, never the value, and the endpoint answers only a request with
+ * the same value; any other gets the 404 of an unknown id.  A submitter
+ * has "max_owner_jobs" jobs under way at most.  When the store is full, a
+ * new job takes the room of an expired job first, then of the oldest
+ * finished one (the submitter's own first): a job under way is never
+ * dropped, so only then is the store full.
  */
 
 
 #include "ngx_http_scripting_gate_async.h"
+#include <ngx_sha1.h>
 #include <jansson.h>
 #include <sys/random.h>
 
 
 #define NGX_HTTP_SCRIPTING_GATE_JOBS_SWEEP  1000
 
+/* the jobs that one new job may make give their room */
+#define NGX_HTTP_SCRIPTING_GATE_JOBS_EVICT  8
+
 /* the workers running jobs that one sweep looks at */
 #define NGX_HTTP_SCRIPTING_GATE_PIDS        64
 
 
+static char *ngx_http_scripting_gate_jobs_owner_conf(ngx_conf_t *cf,
+    ngx_http_scripting_gate_jobs_zone_t *jz, ngx_str_t *value);
 static ngx_int_t ngx_http_scripting_gate_jobs_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
 static ngx_http_scripting_gate_job_t *ngx_http_scripting_gate_job_find(
@@ -35,6 +50,13 @@ static void ngx_http_scripting_gate_jobs_expire(
 static void ngx_http_scripting_gate_job_free(
     ngx_http_scripting_gate_jobs_zone_t *jz,
     ngx_http_scripting_gate_job_t *job);
+static ngx_uint_t ngx_http_scripting_gate_jobs_under_way(
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *owner);
+static ngx_uint_t ngx_http_scripting_gate_jobs_make_room(
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *owner);
+static ngx_uint_t ngx_http_scripting_gate_job_owner_is(u_char *a, u_char *b);
+static ngx_int_t ngx_http_scripting_gate_job_owned(ngx_http_request_t *r,
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *id);
 static void ngx_http_scripting_gate_jobs_sweep(ngx_event_t *ev);
 static ngx_int_t ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
@@ -71,7 +93,9 @@ static ngx_array_t  *ngx_http_scripting_gate_jobs_zones;
 static ngx_uint_t    ngx_http_scripting_gate_jobs_tag;
 
 
-/* scripting_async_zone zone=NAME:SIZE [ttl=T] [max_result=SIZE] [max_jobs=N] */
+/* scripting_async_zone zone=NAME:SIZE [ttl=T] [max_result=SIZE] [max_jobs=N]
+ *                      [max_owner_jobs=N] [owner=VALUE]
+ *                      [max_pending_body=SIZE] */
 
 char *
 ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -96,6 +120,8 @@ ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     jz->ttl = 600000;
     jz->max_result = 1024 * 1024;
     jz->max_jobs = NGX_MAX_UINT32_VALUE;
+    jz->max_owner_jobs = 100;
+    jz->max_pending_body = 32 * 1024 * 1024;
 
     name.len = 0;
     zone_size = 0;
@@ -159,6 +185,50 @@ ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_owner_jobs=", 15) == 0) {
+            n = ngx_atoi(value[i].data + 15, value[i].len - 15);
+
+            if (n <= 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid max_owner_jobs \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            jz->max_owner_jobs = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_pending_body=", 17) == 0) {
+            s.data = value[i].data + 17;
+            s.len = value[i].len - 17;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || size == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid max_pending_body \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            jz->max_pending_body = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "owner=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            if (ngx_http_scripting_gate_jobs_owner_conf(cf, jz, &s)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
@@ -169,6 +239,16 @@ ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
                            "\"%V\" must have \"zone\" parameter",
                            &cmd->name);
         return NGX_CONF_ERROR;
+    }
+
+    if (jz->owner == NULL) {
+        ngx_str_set(&s, "$http_authorization");
+
+        if (ngx_http_scripting_gate_jobs_owner_conf(cf, jz, &s)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     shm_zone = ngx_shared_memory_add(cf, &name, zone_size,
@@ -193,6 +273,31 @@ ngx_http_scripting_gate_async_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     *jzp = jz;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_scripting_gate_jobs_owner_conf(ngx_conf_t *cf,
+    ngx_http_scripting_gate_jobs_zone_t *jz, ngx_str_t *value)
+{
+    ngx_http_compile_complex_value_t  ccv;
+
+    jz->owner = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (jz->owner == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = jz->owner;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -230,6 +335,15 @@ ngx_http_scripting_gate_jobs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     jz->shpool->data = jz->sh;
 
+    /* owners' digests that a copy of the zone does not give away */
+    if (getrandom(jz->sh->salt, NGX_HTTP_SCRIPTING_GATE_JOB_SALT_LEN, 0)
+        != NGX_HTTP_SCRIPTING_GATE_JOB_SALT_LEN)
+    {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, ngx_errno,
+                      "getrandom() failed");
+        return NGX_ERROR;
+    }
+
     ngx_rbtree_init(&jz->sh->rbtree, &jz->sh->sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&jz->sh->queue);
@@ -250,19 +364,61 @@ ngx_http_scripting_gate_jobs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
+/* the digest of the request's owner= value, the store's salt first */
+
+ngx_int_t
+ngx_http_scripting_gate_job_owner(ngx_http_request_t *r,
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *owner)
+{
+    ngx_str_t   value;
+    ngx_sha1_t  sha1;
+
+    if (ngx_http_complex_value(r, jz->owner, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, jz->sh->salt, NGX_HTTP_SCRIPTING_GATE_JOB_SALT_LEN);
+    ngx_sha1_update(&sha1, value.data, value.len);
+    ngx_sha1_final(owner, &sha1);
+
+    return NGX_OK;
+}
+
+
+/* in a time that does not tell how much of the digest matched */
+
+static ngx_uint_t
+ngx_http_scripting_gate_job_owner_is(u_char *a, u_char *b)
+{
+    u_char      d;
+    ngx_uint_t  i;
+
+    d = 0;
+
+    for (i = 0; i < NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN; i++) {
+        d |= a[i] ^ b[i];
+    }
+
+    return d == 0;
+}
+
+
 /*
- * Stores a new job, queued; NGX_DECLINED when the store is full: nothing
- * is accepted that cannot be kept.  "id" receives its id.
+ * Stores a new job, queued; NGX_DECLINED when the store is full, NGX_BUSY
+ * when the owner has max_owner_jobs jobs under way: nothing is accepted
+ * that cannot be kept.  "id" receives its id.
  */
 
 ngx_int_t
 ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
     ngx_str_t *key, ngx_str_t *method, ngx_str_t *uri, ngx_str_t *callback,
-    u_char *id, ngx_log_t *log)
+    u_char *owner, u_char *id, ngx_log_t *log)
 {
     u_char                          *p, raw[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN
                                             / 2];
     size_t                           size;
+    ngx_uint_t                       n;
     ngx_http_scripting_gate_job_t   *job;
 
     if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t) sizeof(raw)) {
@@ -279,16 +435,39 @@ ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
 
     ngx_http_scripting_gate_jobs_expire(jz, log);
 
-    if (jz->sh->stored >= jz->max_jobs) {
-        goto full;
+    n = ngx_http_scripting_gate_jobs_under_way(jz, owner);
+
+    if (n >= jz->max_owner_jobs) {
+        jz->sh->refused++;
+
+        ngx_shmtx_unlock(&jz->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "scripting_async: the submitter has %ui jobs under "
+                      "way in \"%V\" (max_owner_jobs), the request is "
+                      "refused", n, &jz->shm_zone->shm.name);
+
+        return NGX_BUSY;
     }
 
-    job = ngx_slab_calloc_locked(jz->shpool, size);
-    if (job == NULL) {
-        goto full;
+    for (n = 0; /* void */; n++) {
+
+        if (jz->sh->stored < jz->max_jobs) {
+            job = ngx_slab_calloc_locked(jz->shpool, size);
+            if (job) {
+                break;
+            }
+        }
+
+        if (n == NGX_HTTP_SCRIPTING_GATE_JOBS_EVICT
+            || !ngx_http_scripting_gate_jobs_make_room(jz, owner))
+        {
+            goto full;
+        }
     }
 
     ngx_memcpy(job->id, id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
+    ngx_memcpy(job->owner, owner, NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN);
     job->sn.node.key = ngx_crc32_short(id, NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN);
     job->sn.str.data = job->id;
     job->sn.str.len = NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN;
@@ -331,6 +510,13 @@ ngx_http_scripting_gate_job_create(ngx_http_scripting_gate_jobs_zone_t *jz,
     jz->sh->accepted++;
 
     ngx_shmtx_unlock(&jz->shpool->mutex);
+
+    if (n) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "scripting_async: %ui finished job%s forgotten to "
+                      "make room in \"%V\"", n, n == 1 ? " was" : "s were",
+                      &jz->shm_zone->shm.name);
+    }
 
     return NGX_OK;
 
@@ -565,6 +751,90 @@ ngx_http_scripting_gate_job_free(ngx_http_scripting_gate_jobs_zone_t *jz,
     jz->sh->stored--;
 
     ngx_slab_free_locked(jz->shpool, job);
+}
+
+
+/* the owner's jobs queued or running; called with the mutex held */
+
+static ngx_uint_t
+ngx_http_scripting_gate_jobs_under_way(ngx_http_scripting_gate_jobs_zone_t *jz,
+    u_char *owner)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q;
+    ngx_http_scripting_gate_job_t  *job;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&jz->sh->queue);
+         q != ngx_queue_sentinel(&jz->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_scripting_gate_job_t, queue);
+
+        if (job->finished == 0
+            && ngx_http_scripting_gate_job_owner_is(job->owner, owner))
+        {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * Forgets one job to make room for the owner's new one: the oldest
+ * expired, else the owner's oldest finished, else the oldest finished.
+ * 0: every job is under way.  Called with the mutex held.
+ */
+
+static ngx_uint_t
+ngx_http_scripting_gate_jobs_make_room(ngx_http_scripting_gate_jobs_zone_t *jz,
+    u_char *owner)
+{
+    ngx_queue_t                    *q;
+    ngx_http_scripting_gate_job_t  *job, *own, *any;
+
+    own = NULL;
+    any = NULL;
+
+    for (q = ngx_queue_head(&jz->sh->queue);
+         q != ngx_queue_sentinel(&jz->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_scripting_gate_job_t, queue);
+
+        if (job->finished == 0) {
+            continue;
+        }
+
+        if (job->state == NGX_HTTP_SCRIPTING_GATE_JOB_EXPIRED) {
+            any = job;
+            own = NULL;
+            break;
+        }
+
+        if (own == NULL
+            && ngx_http_scripting_gate_job_owner_is(job->owner, owner))
+        {
+            own = job;
+        }
+
+        if (any == NULL) {
+            any = job;
+        }
+    }
+
+    job = own ? own : any;
+
+    if (job == NULL) {
+        return 0;
+    }
+
+    ngx_http_scripting_gate_job_free(jz, job);
+
+    return 1;
 }
 
 
@@ -1029,6 +1299,19 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
         }
     }
 
+    /* another's job, or an unknown one: the same answer */
+
+    rc = ngx_http_scripting_gate_job_owned(r, alcf->jobs->data, id);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_scripting_gate_jobs_send(r, NGX_HTTP_NOT_FOUND,
+                                                 &not_found);
+    }
+
     if (result) {
         return ngx_http_scripting_gate_jobs_result(r, alcf->jobs->data, id);
     }
@@ -1052,6 +1335,32 @@ ngx_http_scripting_gate_jobs_handler(ngx_http_request_t *r)
                                   state == NGX_HTTP_SCRIPTING_GATE_JOB_EXPIRED
                                   ? NGX_HTTP_NOT_FOUND : NGX_HTTP_OK,
                                   &body);
+}
+
+
+/* NGX_OK: the job is there and is the request's owner's */
+
+static ngx_int_t
+ngx_http_scripting_gate_job_owned(ngx_http_request_t *r,
+    ngx_http_scripting_gate_jobs_zone_t *jz, u_char *id)
+{
+    u_char                          owner[
+                                        NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN];
+    ngx_uint_t                      same;
+    ngx_http_scripting_gate_job_t  *job;
+
+    if (ngx_http_scripting_gate_job_owner(r, jz, owner) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&jz->shpool->mutex);
+
+    job = ngx_http_scripting_gate_job_find(jz, id);
+    same = job && ngx_http_scripting_gate_job_owner_is(job->owner, owner);
+
+    ngx_shmtx_unlock(&jz->shpool->mutex);
+
+    return same ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -390,7 +390,7 @@ html_put('result.txt', join '',
 --- request
 GET /result.txt
 --- response_body
-job: succeeded PUT /api/v2/scripts/hdr/export?x=1
+job: succeeded PUT /api/v2/scripts/hdr/export
 result: 200 text/x-mine {"versionId":"v9"}
 upstream: 1
 --- timeout: 10
