@@ -12,7 +12,10 @@
  * copy of the method, URI, headers (not those of the connection) and body,
  * and goes through the same gate key, queue and retry policy as a
  * synchronous request of the location, with a gate (the gate API) and
- * retries of its own.  Each attempt is a libcurl
+ * retries of its own.  A body that nginx wrote to a temporary file stays
+ * there: the run keeps a descriptor of its own of the (unlinked) file and
+ * curl reads it on each attempt; a body in memory is copied, and counts
+ * against the worker's max_pending_body.  Each attempt is a libcurl
  * transfer on the worker's multi handle, driven by nginx's events
  * (curl.c).  A gate that refuses a job (queue full, queue timeout) only
  * delays it: a job has the patience its client was spared, up to its
@@ -56,6 +59,10 @@ typedef struct {
     struct curl_slist                    *headers;
     struct curl_slist                    *cb_headers;
     ngx_str_t                             body;
+    ngx_file_t                            body_file;  /* or in a file */
+    off_t                                 body_start;
+    off_t                                 body_len;
+    off_t                                 body_read;  /* this attempt's */
     ngx_str_t                             callback;
     ngx_str_t                             cb_body;
     ngx_http_scripting_gate_bytes_t       resp_headers;
@@ -83,6 +90,13 @@ static ngx_int_t ngx_http_scripting_gate_async_copy_request(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
 static ngx_int_t ngx_http_scripting_gate_async_copy_body(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
+static ngx_int_t ngx_http_scripting_gate_async_body_file(
+    ngx_http_scripting_gate_run_t *run, ngx_buf_t *b);
+static void ngx_http_scripting_gate_async_body_close(void *data);
+static size_t ngx_http_scripting_gate_async_read_cb(char *p, size_t size,
+    size_t n, void *data);
+static int ngx_http_scripting_gate_async_seek_cb(void *data, curl_off_t offset,
+    int origin);
 static CURLcode ngx_http_scripting_gate_async_quick_exit(CURL *easy);
 static ngx_int_t ngx_http_scripting_gate_async_error(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message, ngx_uint_t retry_after);
@@ -907,6 +921,7 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
 
     run->pool = pool;
     run->log = ngx_cycle->log;
+    run->body_file.fd = NGX_INVALID_FILE;
     run->jz = acf->jobs->data;
     run->rlcf = ngx_http_get_module_loc_conf(r,
                                         ngx_http_scripting_gate_retry_module);
@@ -1181,6 +1196,17 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
     if (r->method == NGX_HTTP_HEAD) {
         curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 
+    } else if (run->body_file.fd != NGX_INVALID_FILE) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) run->body_len);
+        curl_easy_setopt(easy, CURLOPT_READFUNCTION,
+                         ngx_http_scripting_gate_async_read_cb);
+        curl_easy_setopt(easy, CURLOPT_READDATA, run);
+        curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION,
+                         ngx_http_scripting_gate_async_seek_cb);
+        curl_easy_setopt(easy, CURLOPT_SEEKDATA, run);
+
     } else if (run->body.len || r->method != NGX_HTTP_GET) {
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t) run->body.len);
@@ -1211,8 +1237,9 @@ ngx_http_scripting_gate_async_quick_exit(CURL *easy)
 
 
 /*
- * The body, replayed byte for byte on every attempt, from memory;
- * NGX_AGAIN when the worker holds max_pending_body of such bodies already.
+ * The body, replayed byte for byte on every attempt, from its temporary
+ * file when nginx wrote it to one, else from memory; NGX_AGAIN when the
+ * worker holds max_pending_body of bodies in memory already.
  */
 
 static ngx_int_t
@@ -1238,6 +1265,12 @@ ngx_http_scripting_gate_async_copy_body(ngx_http_request_t *r,
 
     if (len == 0) {
         return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && cl->buf->in_file) {
+        return ngx_http_scripting_gate_async_body_file(run, cl->buf);
     }
 
     jz = run->jz;
@@ -1280,6 +1313,103 @@ ngx_http_scripting_gate_async_copy_body(ngx_http_request_t *r,
     run->body.len = p - run->body.data;
 
     return NGX_OK;
+}
+
+
+/*
+ * The request's temporary file is closed (and unlinked, when nginx had not
+ * unlinked it already) with the request: the run reads it through a
+ * descriptor of its own, closed with the run's pool.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_body_file(ngx_http_scripting_gate_run_t *run,
+    ngx_buf_t *b)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(run->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    run->body_file.fd = dup(b->file->fd);
+
+    if (run->body_file.fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, run->log, ngx_errno,
+                      "dup() of \"%V\" failed", &b->file->name);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_scripting_gate_async_body_close;
+    cln->data = run;
+
+    run->body_file.name = b->file->name;
+    run->body_file.log = run->log;
+    run->body_start = b->file_pos;
+    run->body_len = b->file_last - b->file_pos;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_scripting_gate_async_body_close(void *data)
+{
+    ngx_http_scripting_gate_run_t *run = data;
+
+    if (ngx_close_file(run->body_file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, run->log, ngx_errno,
+                      ngx_close_file_n " of a job's body failed");
+    }
+}
+
+
+/* a body in a file, as curl sends it: the file is local, as for proxy_pass */
+
+static size_t
+ngx_http_scripting_gate_async_read_cb(char *p, size_t size, size_t n,
+    void *data)
+{
+    ngx_http_scripting_gate_run_t *run = data;
+
+    size_t   len;
+    ssize_t  rc;
+
+    len = (size_t) ngx_min((off_t) (size * n), run->body_len - run->body_read);
+
+    if (len == 0) {
+        return 0;
+    }
+
+    rc = ngx_read_file(&run->body_file, (u_char *) p, len,
+                       run->body_start + run->body_read);
+
+    if (rc <= 0) {
+        return CURL_READFUNC_ABORT;
+    }
+
+    run->body_read += rc;
+
+    return rc;
+}
+
+
+/* curl rewinds the body to send it again on a new connection */
+
+static int
+ngx_http_scripting_gate_async_seek_cb(void *data, curl_off_t offset,
+    int origin)
+{
+    ngx_http_scripting_gate_run_t *run = data;
+
+    if (origin != SEEK_SET || offset < 0 || offset > run->body_len) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+
+    run->body_read = offset;
+
+    return CURL_SEEKFUNC_OK;
 }
 
 
@@ -1407,6 +1537,7 @@ ngx_http_scripting_gate_async_send_attempt(ngx_http_scripting_gate_run_t *run)
 
     run->attempts++;
     run->too_big = 0;
+    run->body_read = 0;
     run->resp_headers.len = 0;
     run->resp_body.len = 0;
 
