@@ -1,14 +1,14 @@
 # Hardening (issue 15): the JSON body parse is bounded in size and memory;
 # a job belongs to its submitter, its replayed result carries no cookie
 # and its JSON no query string; a full job store makes room from finished
-# jobs, a submitter has a quota of jobs under way, and a worker a cap on
-# the bodies of its pending jobs.
+# jobs, a submitter has a quota of jobs under way, a worker a cap on the
+# bodies its pending jobs hold in memory, and bodies in temporary files
+# stay there.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ScriptingGate::Mock;
-use ScriptingGate::Util qw(html_put http_get wait_until background reap
-                           worker_pids);
+use ScriptingGate::Util qw(html_put http_get wait_until worker_pids);
 use JSON::PP qw(decode_json);
 use Time::HiRes qw(sleep);
 
@@ -401,6 +401,7 @@ has 2 jobs under way in "jobs" (max_owner_jobs), the request is refused
 --- config
     location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
         client_max_body_size 1m;
+        client_body_buffer_size 1m;
         scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
                         jobs_uri=/scripting-gate/jobs/;
     }
@@ -433,7 +434,45 @@ bodies of the jobs pending in this worker would exceed max_pending_body
 
 
 
-=== TEST 10: unknown or invalid parameters of the new settings fail the configuration
+=== TEST 10: a body that nginx wrote to a temporary file stays there: it does not count against max_pending_body, and is sent byte for byte on each attempt
+--- http_config
+    scripting_async_zone zone=jobs:1m max_pending_body=64k;
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        client_max_body_size 1m;
+        client_body_buffer_size 16k;
+        scripting_retry on=429 attempts=3 base=10ms cap=20ms deadline=10s;
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('fb::', '429/ra=none', '200/echo');
+my $body = join '', map { sprintf "%07d\n", $_ } 1 .. 25_000;
+my ($res) = submit('/api/v2/scripts/fb', body => $body,
+                   headers => { 'Content-Type' => 'text/plain' });
+my $loc = $res->{headers}{location} || '/none';
+my $j = job_until($loc, sub { ($_[0]{state} // '') =~ /succeeded|failed/ }, 10);
+my $r = http_get("$loc/result");
+my $k = ScriptingGate::Mock::key_stats('fb::');
+html_put('result.txt', join '',
+    "submit: $res->{status}\n",
+    "job: $j->{state} attempts=$j->{attempts}\n",
+    "result: $r->{status} ", ($r->{content} eq $body ? 'the body' : length($r->{content}) . ' bytes'), "\n",
+    "upstream: requests=$k->{requests} distinct_bodies=$k->{distinct_bodies} last_body_len=$k->{last_body_len}\n");
+--- request
+GET /result.txt
+--- response_body
+submit: 202
+job: succeeded attempts=2
+result: 200 the body
+upstream: requests=2 distinct_bodies=1 last_body_len=200000
+--- timeout: 20
+
+
+
+=== TEST 11: unknown or invalid parameters of the new settings fail the configuration
 --- http_config
     scripting_async_zone zone=jobs:1m max_owner_jobs=0;
 --- config
