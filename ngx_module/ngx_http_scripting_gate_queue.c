@@ -80,6 +80,9 @@ static void ngx_http_scripting_gate_shm_copy(
     ngx_http_scripting_gate_counters_t *c);
 static void ngx_http_scripting_gate_shm_reset(
     ngx_http_scripting_gate_zone_t *zone);
+static ngx_msec_t ngx_http_scripting_gate_shm_wait(
+    ngx_http_scripting_gate_node_t *node, ngx_http_scripting_gate_hold_t *g,
+    ngx_msec_t now);
 static void ngx_http_scripting_gate_shm_configure(
     ngx_http_scripting_gate_node_t *node, ngx_http_scripting_gate_hold_t *g,
     ngx_msec_t now);
@@ -192,30 +195,12 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_hold_t *g)
         return NGX_OK;
     }
 
-    if (ngx_http_scripting_gate_is_cooling(node, now)) {
-        wait = node->cooldown_until - now;
+    /* no slot now: a place in the queue, or a refusal */
 
-        if (wait > g->conf->queue_timeout || g->queue == 0) {
-            g->retry_after = wait;
-            g->cooling = 1;
-            goto refuse;
-        }
+    wait = ngx_http_scripting_gate_shm_wait(node, g, now);
 
-    } else {
-        wait = 0;
-    }
-
-    if (node->queued >= g->queue) {
-        g->retry_after = wait ? wait : ngx_http_scripting_gate_estimate(node);
+    if (wait == (ngx_msec_t) NGX_ERROR) {
         goto refuse;
-    }
-
-    if (wait == 0
-        && ngx_queue_empty(&node->waiters)
-        && ngx_http_scripting_gate_is_paced(node, now))
-    {
-        /* the head of the queue waits for the rate */
-        wait = ngx_min(node->rate_next - now, g->conf->queue_timeout);
     }
 
     t = ngx_http_scripting_gate_shm_enqueue(zone, node, g, now);
@@ -237,7 +222,7 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_hold_t *g)
     g->event.data = g;
     g->event.log = g->log;
 
-    ngx_add_timer(&g->event, wait ? wait : g->conf->queue_timeout);
+    ngx_add_timer(&g->event, wait);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
                    "scripting_gate: queued \"%V\" ticket %ui", &g->key, t->id);
@@ -263,6 +248,49 @@ no_memory:
     g->retry_after = 1000;
 
     return NGX_ERROR;
+}
+
+
+/*
+ * How long a request that gets no slot now waits before its first look,
+ * or NGX_ERROR when it is refused at once (g->retry_after then says for
+ * how long): its queue timeout, or the end of a cool-down that ends
+ * sooner, or, at the head of the queue, the rate's next start.
+ */
+
+static ngx_msec_t
+ngx_http_scripting_gate_shm_wait(ngx_http_scripting_gate_node_t *node,
+    ngx_http_scripting_gate_hold_t *g, ngx_msec_t now)
+{
+    ngx_msec_t  wait;
+
+    if (ngx_http_scripting_gate_is_cooling(node, now)) {
+        wait = node->cooldown_until - now;
+
+        if (wait > g->conf->queue_timeout || g->queue == 0) {
+            g->retry_after = wait;
+            g->cooling = 1;
+            return (ngx_msec_t) NGX_ERROR;
+        }
+
+    } else {
+        wait = 0;
+    }
+
+    if (node->queued >= g->queue) {
+        g->retry_after = wait ? wait : ngx_http_scripting_gate_estimate(node);
+        return (ngx_msec_t) NGX_ERROR;
+    }
+
+    if (wait == 0
+        && ngx_queue_empty(&node->waiters)
+        && ngx_http_scripting_gate_is_paced(node, now))
+    {
+        wait = node->rate_next - now;
+    }
+
+    return wait ? ngx_min(wait, g->conf->queue_timeout)
+                : g->conf->queue_timeout;
 }
 
 
