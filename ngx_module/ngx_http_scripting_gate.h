@@ -235,6 +235,8 @@ ngx_http_scripting_gate_t *ngx_http_scripting_gate_get(ngx_http_request_t *r,
 ngx_int_t ngx_http_scripting_gate_read_body(ngx_http_request_t *r);
 ngx_int_t ngx_http_scripting_gate_read_json_body(ngx_http_request_t *r);
 ngx_uint_t ngx_http_scripting_gate_json_vars(ngx_conf_t *cf);
+ngx_int_t ngx_http_scripting_gate_add_handlers(ngx_conf_t *cf,
+    ngx_http_handler_pt rewrite, ngx_http_handler_pt precontent);
 
 /* the figures of every zone, for the status module */
 ngx_array_t *ngx_http_scripting_gate_snapshot(ngx_http_request_t *r,

@@ -479,28 +479,15 @@ ngx_http_scripting_gate_async_off(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    if (ngx_http_scripting_gate_json_vars(cf)) {
-        h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        *h = ngx_http_scripting_gate_async_rewrite_handler;
-    }
-
     /* registered after the retry's: a submission is taken before a retry */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_scripting_gate_add_handlers(cf,
+                                ngx_http_scripting_gate_async_rewrite_handler,
+                                ngx_http_scripting_gate_async_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    *h = ngx_http_scripting_gate_async_handler;
 
     ngx_http_scripting_gate_next_defer = ngx_http_scripting_gate_defer;
     ngx_http_scripting_gate_defer = ngx_http_scripting_gate_async_defer;

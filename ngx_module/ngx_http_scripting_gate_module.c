@@ -274,6 +274,41 @@ ngx_http_scripting_gate_json_vars(ngx_conf_t *cf)
 
 
 /*
+ * The phase handlers of a module that works on request bodies: its
+ * precontent handler, and its rewrite handler when scripting_json_var
+ * variables may need the body before "set".
+ */
+
+ngx_int_t
+ngx_http_scripting_gate_add_handlers(ngx_conf_t *cf,
+    ngx_http_handler_pt rewrite, ngx_http_handler_pt precontent)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    if (ngx_http_scripting_gate_json_vars(cf)) {
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = rewrite;
+    }
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = precontent;
+
+    return NGX_OK;
+}
+
+
+/*
  * Reads the whole request body once, for the key and for every attempt;
  * NGX_DECLINED when it is there, NGX_DONE when the phases resume later.
  */
