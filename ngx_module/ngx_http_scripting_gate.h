@@ -224,6 +224,7 @@ void ngx_http_scripting_gate_budget_count(ngx_http_scripting_gate_t *g,
 ngx_uint_t ngx_http_scripting_gate_budget_take(ngx_http_scripting_gate_t *g,
     ngx_uint_t percent, ngx_uint_t min);
 void ngx_http_scripting_gate_budget_give(ngx_http_scripting_gate_t *g);
+ngx_uint_t ngx_http_scripting_gate_learns(ngx_http_scripting_gate_t *g);
 
 /* the request path: the gate module's side of a request */
 ngx_int_t ngx_http_scripting_gate_prepare(ngx_http_request_t *r,

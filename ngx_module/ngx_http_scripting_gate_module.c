@@ -820,6 +820,23 @@ ngx_http_scripting_gate_retried(ngx_http_scripting_gate_t *g)
 }
 
 
+/* whether one of the gates learns its key's limit from the upstream */
+
+ngx_uint_t
+ngx_http_scripting_gate_learns(ngx_http_scripting_gate_t *g)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < g->nholds; i++) {
+        if (g->holds[i].conf->adaptive) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* the retry budget is kept in the zone of the first gate */
 
 void

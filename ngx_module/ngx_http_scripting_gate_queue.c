@@ -39,8 +39,12 @@
 #define NGX_HTTP_SCRIPTING_GATE_NOTES  64
 #define NGX_HTTP_SCRIPTING_GATE_SWEEP  1000
 
-/* ms between increases of an adaptive limit: after a 429, and at least */
+/*
+ * ms between increases of an adaptive limit: after a 429, at most (after
+ * probes that failed one after another) and at least
+ */
 #define NGX_HTTP_SCRIPTING_GATE_PROBE      1000
+#define NGX_HTTP_SCRIPTING_GATE_PROBE_MAX  1500
 #define NGX_HTTP_SCRIPTING_GATE_PROBE_MIN  50
 
 
@@ -411,10 +415,10 @@ ngx_http_scripting_gate_shm_enqueue(ngx_http_scripting_gate_zone_t *zone,
  * the upstream admits what was in flight besides this attempt: the limit
  * goes there at once, never below min.  A success while the key runs at
  * its limit lets the limit grow by one: at once while no 429 was seen yet,
- * then at most once per probe_gap, which starts at a second after each
- * decrease and halves with each increase that holds, so that a key at the
- * upstream's limit costs about one 429 a second and one below it grows
- * fast.
+ * then at most once per probe_gap: a second after a decrease, halving with
+ * each increase that held, doubling (up to 1.5 s) with each probe that
+ * failed; so that a key at the upstream's limit costs about one 429 every
+ * 1.5 s and one below it grows fast.
  */
 
 static void
@@ -438,9 +442,14 @@ ngx_http_scripting_gate_shm_learn(ngx_http_scripting_gate_zone_t *zone,
             zone->sh->counters.decreases++;
         }
 
-        node->learning = 0;
-        node->probe_gap = NGX_HTTP_SCRIPTING_GATE_PROBE;
+        /* a probe that failed waits longer before the next one */
+        node->probe_gap = node->probing
+                          ? ngx_min(node->probe_gap * 2,
+                                    NGX_HTTP_SCRIPTING_GATE_PROBE_MAX)
+                          : NGX_HTTP_SCRIPTING_GATE_PROBE;
         node->probe_at = now + node->probe_gap;
+        node->probing = 0;
+        node->learning = 0;
         return;
     }
 
@@ -457,8 +466,13 @@ ngx_http_scripting_gate_shm_learn(ngx_http_scripting_gate_zone_t *zone,
             return;
         }
 
-        node->probe_gap = ngx_max(node->probe_gap / 2,
-                                  NGX_HTTP_SCRIPTING_GATE_PROBE_MIN);
+        if (node->probing) {
+            /* the last probe held: the next one comes sooner */
+            node->probe_gap = ngx_max(node->probe_gap / 2,
+                                      NGX_HTTP_SCRIPTING_GATE_PROBE_MIN);
+        }
+
+        node->probing = 1;
         node->probe_at = now + node->probe_gap;
     }
 
@@ -466,6 +480,7 @@ ngx_http_scripting_gate_shm_learn(ngx_http_scripting_gate_zone_t *zone,
     node->counters.increases++;
     zone->sh->counters.increases++;
 }
+
 
 static void
 ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_hold_t *g)

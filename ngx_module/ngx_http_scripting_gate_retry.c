@@ -817,7 +817,8 @@ ngx_http_scripting_gate_retry_next(ngx_http_scripting_gate_retry_t *rt,
 /*
  * Retries under way may be at most "budget" percent of the requests under
  * way (at least "budget_min"), so that retries cannot hammer an upstream
- * that answers everything with 429.  Takes a share when there is one.
+ * that answers everything with 429.  Takes a share when there is one; an
+ * adaptive gate needs none.
  */
 
 static ngx_uint_t
@@ -827,6 +828,16 @@ ngx_http_scripting_gate_retry_budget(ngx_http_scripting_gate_retry_t *rt,
     ngx_uint_t  max;
 
     if (rt->budgeted) {
+        return 1;
+    }
+
+    if (rt->gate && ngx_http_scripting_gate_learns(rt->gate)) {
+        /*
+         * a gate whose limit learns holds the key's attempts, retries
+         * included, to what the upstream admits: they cannot pile up on
+         * it, and the 429s of a fall of the upstream's limit are its
+         * lesson, retried
+         */
         return 1;
     }
 

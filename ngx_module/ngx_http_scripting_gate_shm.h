@@ -54,6 +54,7 @@ typedef struct {
     ngx_msec_t                          probe_gap;
     unsigned                            adaptive:1;
     unsigned                            learning:1; /* no 429 seen yet */
+    unsigned                            probing:1;  /* the last increase */
     ngx_http_scripting_gate_counters_t  counters;
     u_short                             len;
     u_char                              data[1];
