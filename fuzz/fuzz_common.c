@@ -9,6 +9,16 @@
 
 ngx_log_t  fuzz_log;
 
+/* nginx's core module, then the four modules of the .so, in its order */
+ngx_module_t  *fuzz_modules[] = {
+    &ngx_http_core_module,
+    &ngx_http_scripting_gate_module,
+    &ngx_http_scripting_gate_retry_module,
+    &ngx_http_scripting_gate_async_module,
+    &ngx_http_scripting_gate_status_module,
+    NULL
+};
+
 static ngx_open_file_t  fuzz_log_file;
 static ngx_cycle_t      fuzz_cycle;
 
@@ -95,23 +105,21 @@ fuzz_init(void)
 
 /*
  * The http{} level of a configuration, as ngx_http_block() starts it, for
- * the core module and this one: their main, server and location confs,
- * the core variables and this module's (its preconfiguration).
+ * the core module and the modules of the .so: their main, server and
+ * location confs, the core variables and the modules' own (their
+ * preconfiguration), and the phases' handler arrays that a
+ * postconfiguration fills.
  */
 
 ngx_int_t
 fuzz_conf_init(fuzz_conf_t *fc)
 {
-    ngx_uint_t            i, mi;
-    ngx_module_t         *m;
-    ngx_conf_t           *cf;
-    ngx_http_module_t    *module;
-    ngx_http_conf_ctx_t  *ctx;
-
-    static ngx_module_t  *modules[] = {
-        &ngx_http_core_module,
-        &ngx_http_scripting_gate_module
-    };
+    ngx_uint_t                  i, mi;
+    ngx_module_t               *m;
+    ngx_conf_t                 *cf;
+    ngx_http_module_t          *module;
+    ngx_http_conf_ctx_t        *ctx;
+    ngx_http_core_main_conf_t  *cmcf;
 
     ngx_memzero(fc, sizeof(fuzz_conf_t));
 
@@ -169,8 +177,8 @@ fuzz_conf_init(fuzz_conf_t *fc)
         return NGX_ERROR;
     }
 
-    for (i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
-        m = modules[i];
+    for (i = 0; fuzz_modules[i]; i++) {
+        m = fuzz_modules[i];
         mi = m->ctx_index;
         module = m->ctx;
 
@@ -200,10 +208,25 @@ fuzz_conf_init(fuzz_conf_t *fc)
         return NGX_ERROR;
     }
 
-    module = ngx_http_scripting_gate_module.ctx;
+    for (i = 1; fuzz_modules[i]; i++) {
+        module = fuzz_modules[i]->ctx;
 
-    if (module->preconfiguration(cf) != NGX_OK) {
-        return NGX_ERROR;
+        if (module->preconfiguration
+            && module->preconfiguration(cf) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    cmcf = ctx->main_conf[ngx_http_core_module.ctx_index];
+
+    for (i = 0; i <= NGX_HTTP_LOG_PHASE; i++) {
+        if (ngx_array_init(&cmcf->phases[i].handlers, fc->pool, 1,
+                           sizeof(ngx_http_handler_pt))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     fc->cf = cf;
@@ -213,12 +236,13 @@ fuzz_conf_init(fuzz_conf_t *fc)
 }
 
 
-/* the location confs of a nested location{}, for both modules */
+/* the location confs of a nested location{}, for every module */
 
 void *
 fuzz_conf_loc(fuzz_conf_t *fc)
 {
     void               **loc_conf;
+    ngx_uint_t           i, mi;
     ngx_http_module_t   *module;
 
     loc_conf = ngx_pcalloc(fc->pool, sizeof(void *) * ngx_http_max_module);
@@ -226,17 +250,16 @@ fuzz_conf_loc(fuzz_conf_t *fc)
         return NULL;
     }
 
-    module = ngx_http_core_module.ctx;
-    loc_conf[ngx_http_core_module.ctx_index] = module->create_loc_conf(fc->cf);
+    for (i = 0; fuzz_modules[i]; i++) {
+        module = fuzz_modules[i]->ctx;
+        mi = fuzz_modules[i]->ctx_index;
 
-    module = ngx_http_scripting_gate_module.ctx;
-    loc_conf[ngx_http_scripting_gate_module.ctx_index] =
-                                             module->create_loc_conf(fc->cf);
-
-    if (loc_conf[ngx_http_core_module.ctx_index] == NULL
-        || loc_conf[ngx_http_scripting_gate_module.ctx_index] == NULL)
-    {
-        return NULL;
+        if (module->create_loc_conf) {
+            loc_conf[mi] = module->create_loc_conf(fc->cf);
+            if (loc_conf[mi] == NULL) {
+                return NULL;
+            }
+        }
     }
 
     return loc_conf;
@@ -244,10 +267,10 @@ fuzz_conf_loc(fuzz_conf_t *fc)
 
 
 /*
- * One directive of this module, as ngx_conf_handler() would hand it over:
- * words[0] is its name; a directive that is unknown, not allowed in this
- * context or given a wrong number of arguments is turned away here, as
- * nginx does before any handler runs.  NULL: not handled at all.
+ * One directive of the .so's modules, as ngx_conf_handler() would hand it
+ * over: words[0] is its name; a directive that is unknown, not allowed in
+ * this context or given a wrong number of arguments is turned away here,
+ * as nginx does before any handler runs.  NULL: not handled at all.
  */
 
 char *
@@ -256,20 +279,28 @@ fuzz_conf_directive(fuzz_conf_t *fc, ngx_uint_t cmd_type, void **loc_conf,
 {
     void           *conf, **confs;
     ngx_str_t      *arg;
-    ngx_uint_t      i, args, ok;
+    ngx_uint_t      i, m, args, ok;
     ngx_command_t  *cmd;
 
-    cmd = ngx_http_scripting_gate_module.commands;
+    cmd = NULL;
 
-    for ( /* void */ ; cmd->name.len; cmd++) {
-        if (cmd->name.len == words[0].len
-            && ngx_strncmp(cmd->name.data, words[0].data, words[0].len) == 0)
-        {
+    for (m = 1; fuzz_modules[m]; m++) {
+
+        for (cmd = fuzz_modules[m]->commands; cmd->name.len; cmd++) {
+            if (cmd->name.len == words[0].len
+                && ngx_strncmp(cmd->name.data, words[0].data, words[0].len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (cmd->name.len) {
             break;
         }
     }
 
-    if (cmd->name.len == 0 || !(cmd->type & cmd_type)) {
+    if (fuzz_modules[m] == NULL || !(cmd->type & cmd_type)) {
         return NULL;
     }
 
@@ -319,7 +350,7 @@ fuzz_conf_directive(fuzz_conf_t *fc, ngx_uint_t cmd_type, void **loc_conf,
         confs = fc->ctx->main_conf;
     }
 
-    conf = confs[ngx_http_scripting_gate_module.ctx_index];
+    conf = confs[fuzz_modules[m]->ctx_index];
 
     fc->cf->cmd_type = cmd_type;
 

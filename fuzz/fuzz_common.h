@@ -16,6 +16,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_scripting_gate_module.h"
+#include "ngx_http_scripting_gate_shm.h"
+#include "ngx_http_scripting_gate_retry.h"
+#include "ngx_http_scripting_gate_async.h"
 
 
 #define FUZZ_ASSERT(c)                                                        \
@@ -37,7 +40,9 @@ typedef struct {
 } fuzz_conf_t;
 
 
-extern ngx_log_t  fuzz_log;
+extern ngx_log_t      fuzz_log;
+extern ngx_module_t  *fuzz_modules[];
+extern ngx_module_t   ngx_http_scripting_gate_status_module;
 
 
 void fuzz_init(void);

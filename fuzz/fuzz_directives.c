@@ -2,21 +2,25 @@
 /*
  * Copyright (C) nginx-scripting-gate authors
  *
- * The module's directives, as nginx hands them over: the input is a
- * configuration, one directive a line (or up to a ";"), words split on
- * blanks; a line "location" opens a location, and directives go to the
- * http{} level before the first one.  Each directive of the module's
- * command table (scripting_gate_zone, scripting_gate, scripting_retry,
- * scripting_retry_after, scripting_json_var, scripting_gate_stats, and
- * the status, dry_run and log_level slots) runs its real handler with
- * the confs its context has; other lines are skipped, and the first
- * error ends the input, as it ends "nginx -t".
+ * The directives of the .so's four modules, as nginx hands them over: the
+ * input is a configuration, one directive a line (or up to a ";"), words
+ * split on blanks; a line "location" opens a location, and directives go
+ * to the http{} level before the first one.  Each directive of the
+ * modules' command tables (the gate's scripting_gate_zone,
+ * scripting_gate, scripting_json_var and the status, dry_run and
+ * log_level slots; the retry's scripting_retry and scripting_retry_after;
+ * the async module's scripting_async_zone, scripting_async and
+ * scripting_async_jobs; the status module's scripting_gate_stats) runs
+ * its real handler with the confs its context has; other lines are
+ * skipped, and the first error ends the input, as it ends "nginx -t".
  *
  * A configuration that is accepted is merged into every location with
- * the module's merge_loc_conf(), and must then hold what the handlers
- * promise: a gate has a zone and a limit of 1 to 65535 (or a variable),
- * a zone is at least 8 pages, a retry policy has 1 to 50 attempts,
- * status codes from 400 to 599, 0 < base <= cap, a budget up to 100%.
+ * each module's merge_loc_conf(), and must then hold what the handlers
+ * promise: each gate has a zone of its own and a limit of 1 to 65535
+ * (or a variable, but not when adaptive) with min not above it, a zone
+ * is at least 8 pages, a retry policy has 1 to 50 attempts, status codes
+ * from 400 to 599, 0 < base <= cap, a budget up to 100%; an async
+ * location has a jobs zone, a pass and a jobs_uri ending in "/".
  */
 
 
@@ -28,27 +32,59 @@
 
 
 static void
-fuzz_check_loc(fuzz_conf_t *fc, ngx_http_scripting_gate_loc_conf_t *glcf)
+fuzz_check_loc(fuzz_conf_t *fc, void **loc)
 {
-    ngx_uint_t                             i, *code;
-    ngx_http_scripting_gate_retry_conf_t  *rcf;
+    ngx_uint_t                                 i, j, *code;
+    ngx_http_scripting_gate_conf_t            *gc;
+    ngx_http_scripting_gate_loc_conf_t        *glcf;
+    ngx_http_scripting_gate_async_conf_t      *acf;
+    ngx_http_scripting_gate_retry_conf_t      *rlcf;
+    ngx_http_scripting_gate_retry_policy_t    *rcf;
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
-    if (glcf->shm_zone) {
-        FUZZ_ASSERT(glcf->limit_cv
-                    || (glcf->limit >= 1 && glcf->limit <= 65535));
-        FUZZ_ASSERT(glcf->shm_zone->tag == &ngx_http_scripting_gate_module);
+    glcf = loc[ngx_http_scripting_gate_module.ctx_index];
+    rlcf = loc[ngx_http_scripting_gate_retry_module.ctx_index];
+    alcf = loc[ngx_http_scripting_gate_async_module.ctx_index];
+
+    gc = glcf->gates ? glcf->gates->elts : NULL;
+
+    for (i = 0; glcf->gates && i < glcf->gates->nelts; i++) {
+        FUZZ_ASSERT(gc[i].shm_zone
+                    && gc[i].shm_zone->tag == &ngx_http_scripting_gate_module);
+        FUZZ_ASSERT(gc[i].limit_cv
+                    || (gc[i].limit >= 1 && gc[i].limit <= 65535));
+        FUZZ_ASSERT(gc[i].min >= 1
+                    && (gc[i].limit_cv || gc[i].min <= gc[i].limit));
+        FUZZ_ASSERT(!gc[i].adaptive || gc[i].limit_cv == NULL);
+        FUZZ_ASSERT(gc[i].queue_timeout > 0
+                    && gc[i].queue_timeout != (ngx_msec_t) NGX_ERROR);
+
+        /* one line per zone */
+        for (j = 0; j < i; j++) {
+            FUZZ_ASSERT(gc[j].shm_zone != gc[i].shm_zone);
+        }
     }
 
-    FUZZ_ASSERT(glcf->queue_timeout > 0
-                && glcf->queue_timeout != (ngx_msec_t) NGX_ERROR);
     FUZZ_ASSERT(glcf->status_code >= 400 && glcf->status_code <= 599);
     FUZZ_ASSERT(glcf->dry_run == 0 || glcf->dry_run == 1);
-    FUZZ_ASSERT(glcf->retry_after == 0 || glcf->retry_after == 1);
-    FUZZ_ASSERT(glcf->retry_after_max != (ngx_msec_t) NGX_ERROR);
     FUZZ_ASSERT(glcf->log_level >= NGX_LOG_ERR
                 && glcf->log_level <= NGX_LOG_INFO);
 
-    rcf = glcf->retry;
+    FUZZ_ASSERT(rlcf->retry_after == 0 || rlcf->retry_after == 1);
+    FUZZ_ASSERT(rlcf->retry_after_max != (ngx_msec_t) NGX_ERROR);
+
+    acf = alcf->async;
+
+    if (acf) {
+        FUZZ_ASSERT(acf->jobs && acf->jobs->tag);
+        FUZZ_ASSERT(acf->pass.len > 0);
+        FUZZ_ASSERT(acf->jobs_uri.len > 0
+                    && acf->jobs_uri.data[acf->jobs_uri.len - 1] == '/');
+        FUZZ_ASSERT(acf->timeout > 0
+                    && acf->timeout != (ngx_msec_t) NGX_ERROR);
+    }
+
+    rcf = rlcf->policy;
 
     if (rcf == NULL) {
         return;
@@ -109,7 +145,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char                     *rv;
     void                    **main_loc, **loc, **locs[FUZZ_LOCATIONS + 1];
     ngx_str_t                 words[FUZZ_WORDS];
-    ngx_uint_t                n, nlocs, i, type;
+    ngx_uint_t                n, nlocs, i, m, type;
     fuzz_conf_t               fc;
     ngx_http_module_t        *module;
 
@@ -203,9 +239,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the configuration is accepted: what every location ends up with */
 
-    module = ngx_http_scripting_gate_module.ctx;
-    i = ngx_http_scripting_gate_module.ctx_index;
-
     fuzz_check_zones(&fc);
 
     loc = fuzz_conf_loc(&fc);
@@ -223,13 +256,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    FUZZ_ASSERT(module->merge_loc_conf(fc.cf, loc[i], main_loc[i])
-                == NGX_CONF_OK);
+    /* the .so's modules, nginx's core module left out: not the subject */
+
+    for (m = 1; fuzz_modules[m]; m++) {
+        module = fuzz_modules[m]->ctx;
+        i = fuzz_modules[m]->ctx_index;
+
+        if (module->merge_loc_conf == NULL) {
+            continue;
+        }
+
+        FUZZ_ASSERT(module->merge_loc_conf(fc.cf, loc[i], main_loc[i])
+                    == NGX_CONF_OK);
+
+        for (n = 0; n < nlocs; n++) {
+            FUZZ_ASSERT(module->merge_loc_conf(fc.cf, main_loc[i], locs[n][i])
+                        == NGX_CONF_OK);
+        }
+    }
 
     for (n = 0; n < nlocs; n++) {
-        FUZZ_ASSERT(module->merge_loc_conf(fc.cf, main_loc[i], locs[n][i])
-                    == NGX_CONF_OK);
-        fuzz_check_loc(&fc, locs[n][i]);
+        fuzz_check_loc(&fc, locs[n]);
     }
 
     fuzz_conf_done(&fc);

@@ -4,17 +4,21 @@
  *
  * A JSON request body read by JSON Pointer: the directive handler
  * ngx_http_scripting_gate_json_var() compiles the pointer, and the
- * variable's getter parses the body with jansson in the request pool and
- * walks the pointer over it.
+ * variable's getter parses the body once with jansson, in a pool of its
+ * own and under the scripting_json_max_memory budget, and walks the
+ * pointer over it.
  *
  * Input: one byte of flags, the pointer up to the first "\n", then the
  * body.  Flags: bits 0-2, the size of the body's buffers (0: one buffer,
  * else 1 << n bytes each); bit 3, the second buffer is in a file; bit 4,
- * a body above the 1 MB that is parsed; bit 5, the body is still being
- * read; bit 6, no body buffers at all.  A second variable with the empty pointer (the whole document) is
+ * a body above scripting_json_max_size (64k by default) that is not
+ * parsed; bit 5, the body is still being read; bit 6, no body buffers at
+ * all; bit 7, a budget of 4k instead of 64m, which a document may run out
+ * of.  A second variable with the empty pointer (the whole document) is
  * read too.  The directive must accept exactly the valid pointers, and
  * both variables must hold what the test's own reading of RFC 6901
- * selects in the document jansson makes of the body.
+ * selects in the document jansson makes of the body (or, with the small
+ * budget, may be empty).
  */
 
 
@@ -208,11 +212,16 @@ fuzz_pointer_get(json_t *json, ngx_str_t *ptr)
 
 static void
 fuzz_check_value(u_char *body, size_t len, ngx_str_t *ptr,
-    ngx_http_variable_value_t *v)
+    ngx_http_variable_value_t *v, ngx_uint_t may_be_empty)
 {
     char          *s;
     json_t        *doc, *json;
     json_error_t   err;
+
+    if (v->not_found && may_be_empty) {
+        /* the budget ran out */
+        return;
+    }
 
     ngx_http_scripting_gate_json_use_pool(NULL);
 
@@ -268,9 +277,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char                       *rv;
     size_t                      blen;
     ngx_int_t                   rc;
-    ngx_uint_t                  flags, i;
+    ngx_uint_t                  flags, i, mi;
     ngx_str_t                   words[3], ptr;
     fuzz_conf_t                 fc;
+    ngx_http_module_t          *module;
     ngx_http_request_t         *r;
     ngx_http_variable_t        *var[2];
     ngx_http_variable_value_t   vv[2];
@@ -327,6 +337,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    /* the budget, then the http{} level merged with the defaults */
+
+    ngx_str_set(&words[0], "scripting_json_max_memory");
+
+    if (flags & 128) {
+        ngx_str_set(&words[1], "4k");
+
+    } else {
+        ngx_str_set(&words[1], "64m");
+    }
+
+    if (fuzz_conf_directive(&fc, NGX_HTTP_MAIN_CONF, fc.ctx->loc_conf, words,
+                            2)
+        != NGX_CONF_OK)
+    {
+        abort();
+    }
+
+    module = ngx_http_scripting_gate_module.ctx;
+    mi = ngx_http_scripting_gate_module.ctx_index;
+
+    if (module->merge_loc_conf(fc.cf, module->create_loc_conf(fc.cf),
+                               fc.ctx->loc_conf[mi])
+        != NGX_CONF_OK)
+    {
+        abort();
+    }
+
     var[0] = fuzz_variable(&fc, "v");
     var[1] = fuzz_variable(&fc, "w");
 
@@ -374,8 +412,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     if ((flags & (16|32|64)) == 0) {
-        fuzz_check_value(copy, blen, &ptr, &vv[0]);
-        fuzz_check_value(copy, blen, &words[2], &vv[1]);
+        fuzz_check_value(copy, blen, &ptr, &vv[0], flags & 128);
+        fuzz_check_value(copy, blen, &words[2], &vv[1], flags & 128);
 
     } else {
         FUZZ_ASSERT(vv[0].not_found && vv[1].not_found);

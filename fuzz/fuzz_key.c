@@ -206,7 +206,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_conf_ctx_t                  ctx;
     const uint8_t                       *p, *last;
     ngx_http_complex_value_t             limit_cv;
-    ngx_http_scripting_gate_req_t        gr;
+    ngx_http_scripting_gate_t            g;
+    ngx_http_scripting_gate_conf_t      *gc;
+    ngx_http_scripting_gate_hold_t      *h;
     ngx_http_scripting_gate_zone_t      *zone, *zone2;
     ngx_http_scripting_gate_node_t      *node;
     ngx_http_scripting_gate_loc_conf_t  *glcf;
@@ -288,10 +290,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(ngx_http_scripting_gate_init_zone(&shm_zone, NULL) == NGX_OK);
     FUZZ_ASSERT(ngx_http_scripting_gate_proc_register(zone) == NGX_OK);
 
-    glcf->shm_zone = &shm_zone;
-    glcf->limit = 10;
-    glcf->queue = 100;
-    glcf->queue_timeout = 1000;
+    glcf->gates = ngx_array_create(pool, 1,
+                                   sizeof(ngx_http_scripting_gate_conf_t));
+    if (glcf->gates == NULL) {
+        abort();
+    }
+
+    gc = ngx_array_push(glcf->gates);
+    if (gc == NULL) {
+        abort();
+    }
+
+    ngx_memzero(gc, sizeof(ngx_http_scripting_gate_conf_t));
+    gc->shm_zone = &shm_zone;
+    gc->limit = 10;
+    gc->queue = 100;
+    gc->queue_timeout = 1000;
+    gc->cooldown = 1;
+
     glcf->dry_run = 0;
 
     fuzz_npins = 0;
@@ -326,10 +342,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             zone->key.value.len = len;
             zone->key.lengths = NULL;
 
-            ngx_memzero(&gr, sizeof(ngx_http_scripting_gate_req_t));
-            gr.request = r;
+            ngx_memzero(&g, sizeof(ngx_http_scripting_gate_t));
 
-            rc = ngx_http_scripting_gate_prepare(r, &gr);
+            rc = ngx_http_scripting_gate_prepare(r, &g, pool);
 
             if (len == 0) {
                 FUZZ_ASSERT(rc == NGX_DECLINED);
@@ -349,30 +364,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_ASSERT(len == NGX_HTTP_SCRIPTING_GATE_MAX_KEY);
             }
 
-            if (glcf->limit_cv) {
-                n = ngx_atoi(glcf->limit_cv->value.data,
-                             glcf->limit_cv->value.len);
+            if (gc->limit_cv) {
+                n = ngx_atoi(gc->limit_cv->value.data,
+                             gc->limit_cv->value.len);
 
                 if (n <= 0) {
                     FUZZ_ASSERT(rc == NGX_DECLINED);
                     break;
                 }
 
-                FUZZ_ASSERT(rc == NGX_OK && gr.limit == (ngx_uint_t) n);
-
             } else {
-                FUZZ_ASSERT(rc == NGX_OK && gr.limit == glcf->limit);
+                n = gc->limit;
             }
 
-            FUZZ_ASSERT(gr.zone == zone);
-            FUZZ_ASSERT(gr.key.len == len
-                        && ngx_memcmp(gr.key.data, key, len) == 0);
-            FUZZ_ASSERT(gr.hash == (uint32_t) ngx_hash_key(key, len));
+            /* the location's one gate: a hold on the key */
 
-            hash = collide ? (gr.hash & 3) : gr.hash;
+            FUZZ_ASSERT(rc == NGX_OK && g.nholds == 1);
+
+            h = &g.holds[0];
+
+            FUZZ_ASSERT(h->limit == (ngx_uint_t) n);
+            FUZZ_ASSERT(h->zone == zone && h->conf == gc);
+            FUZZ_ASSERT(h->key.len == len
+                        && ngx_memcmp(h->key.data, key, len) == 0);
+            FUZZ_ASSERT(h->hash == (uint32_t) ngx_hash_key(key, len));
+
+            hash = collide ? (h->hash & 3) : h->hash;
 
             ngx_shmtx_lock(&zone->shpool->mutex);
-            node = ngx_http_scripting_gate_node_get(zone, &gr.key, hash);
+            node = ngx_http_scripting_gate_node_get(zone, &h->key, hash);
 
             if (node == NULL) {
                 FUZZ_ASSERT(fuzz_all_pinned(zone));
@@ -420,11 +440,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             limit_cv.value.data = limit;
             limit_cv.value.len = len;
 
-            glcf->limit_cv = &limit_cv;
+            gc->limit_cv = &limit_cv;
             break;
 
         case 4:
-            glcf->limit_cv = NULL;
+            gc->limit_cv = NULL;
             break;
 
         case 5:
