@@ -64,6 +64,20 @@ typedef struct {
 } ngx_http_scripting_gate_retry_ctx_t;
 
 
+/*
+ * A name=value parameter of scripting_retry: "offset" is that of the
+ * policy's field its setter sets.
+ */
+typedef char *(*ngx_http_scripting_gate_retry_set_pt)(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
+
+typedef struct {
+    ngx_str_t                             name;     /* "attempts=" */
+    ngx_http_scripting_gate_retry_set_pt  set;
+    size_t                                offset;
+} ngx_http_scripting_gate_retry_param_t;
+
+
 static ngx_int_t ngx_http_scripting_gate_retry_rewrite_handler(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_scripting_gate_retry_handler(ngx_http_request_t *r);
@@ -106,6 +120,22 @@ static ngx_int_t ngx_http_scripting_gate_retry_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static char *ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_http_scripting_gate_retry_policy_t *
+    ngx_http_scripting_gate_retry_policy(ngx_conf_t *cf);
+static char *ngx_http_scripting_gate_retry_param(ngx_conf_t *cf,
+    ngx_http_scripting_gate_retry_policy_t *rcf, ngx_str_t *word);
+static char *ngx_http_scripting_gate_retry_set_codes(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
+static char *ngx_http_scripting_gate_retry_set_attempts(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
+static char *ngx_http_scripting_gate_retry_set_msec(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
+static char *ngx_http_scripting_gate_retry_set_jitter(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
+static char *ngx_http_scripting_gate_retry_set_budget(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
+static char *ngx_http_scripting_gate_retry_set_budget_min(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *field);
 static char *ngx_http_scripting_gate_retry_after_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static void ngx_http_scripting_gate_retry_find_proxy(ngx_conf_t *cf);
@@ -188,6 +218,42 @@ static ngx_str_t  ngx_http_scripting_gate_jitters[] = {
     ngx_string("decorrelated"),
     ngx_string("none"),
     ngx_null_string
+};
+
+
+#define ngx_http_scripting_gate_retry_field(field)                           \
+    offsetof(ngx_http_scripting_gate_retry_policy_t, field)
+
+
+/* the name=value parameters of scripting_retry */
+static ngx_http_scripting_gate_retry_param_t
+    ngx_http_scripting_gate_retry_params[] =
+{
+    { ngx_string("on="), ngx_http_scripting_gate_retry_set_codes,
+      ngx_http_scripting_gate_retry_field(codes) },
+
+    { ngx_string("attempts="), ngx_http_scripting_gate_retry_set_attempts,
+      ngx_http_scripting_gate_retry_field(attempts) },
+
+    { ngx_string("base="), ngx_http_scripting_gate_retry_set_msec,
+      ngx_http_scripting_gate_retry_field(base) },
+
+    { ngx_string("cap="), ngx_http_scripting_gate_retry_set_msec,
+      ngx_http_scripting_gate_retry_field(cap) },
+
+    { ngx_string("deadline="), ngx_http_scripting_gate_retry_set_msec,
+      ngx_http_scripting_gate_retry_field(deadline) },
+
+    { ngx_string("jitter="), ngx_http_scripting_gate_retry_set_jitter,
+      ngx_http_scripting_gate_retry_field(jitter) },
+
+    { ngx_string("budget="), ngx_http_scripting_gate_retry_set_budget,
+      ngx_http_scripting_gate_retry_field(budget) },
+
+    { ngx_string("budget_min="), ngx_http_scripting_gate_retry_set_budget_min,
+      ngx_http_scripting_gate_retry_field(budget_min) },
+
+    { ngx_null_string, NULL, 0 }
 };
 
 
@@ -1185,11 +1251,8 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_scripting_gate_retry_conf_t *rlcf = conf;
 
-    u_char                                  *p, *last, *start;
-    ngx_int_t                                n;
-    ngx_str_t                               *value, s;
-    ngx_uint_t                               i, j, *code;
-    ngx_msec_t                              *msp;
+    ngx_str_t                               *value;
+    ngx_uint_t                               i, *code;
     ngx_http_scripting_gate_retry_policy_t  *rcf;
 
     if (rlcf->policy != NGX_CONF_UNSET_PTR) {
@@ -1203,175 +1266,23 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_retry_policy_t));
+    rcf = ngx_http_scripting_gate_retry_policy(cf);
     if (rcf == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    rcf->attempts = 3;
-    rcf->base = 100;
-    rcf->cap = 5000;
-    rcf->deadline = 30000;
-    rcf->jitter = NGX_HTTP_SCRIPTING_GATE_JITTER_FULL;
-    rcf->budget = 20;
-    rcf->budget_min = 3;
-
-    rcf->codes = ngx_array_create(cf->pool, 4, sizeof(ngx_uint_t));
-    if (rcf->codes == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
     for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "on=", 3) == 0) {
-
-            p = value[i].data + 3;
-            last = value[i].data + value[i].len;
-
-            while (p < last) {
-                start = p;
-
-                while (p < last && *p != ',') {
-                    p++;
-                }
-
-                n = ngx_atoi(start, p - start);
-
-                if (n < 400 || n > 599) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "invalid status code in \"%V\", it "
-                                       "must be from 400 to 599", &value[i]);
-                    return NGX_CONF_ERROR;
-                }
-
-                code = ngx_array_push(rcf->codes);
-                if (code == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                *code = n;
-                p++;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "attempts=", 9) == 0) {
-
-            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
-
-            if (n < 1 || n > 50) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid attempts \"%V\", it must be "
-                                   "from 1 to 50", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            rcf->attempts = n;
-            continue;
-        }
-
-        msp = NULL;
-
-        if (ngx_strncmp(value[i].data, "base=", 5) == 0) {
-            msp = &rcf->base;
-            s.len = value[i].len - 5;
-            s.data = value[i].data + 5;
-
-        } else if (ngx_strncmp(value[i].data, "cap=", 4) == 0) {
-            msp = &rcf->cap;
-            s.len = value[i].len - 4;
-            s.data = value[i].data + 4;
-
-        } else if (ngx_strncmp(value[i].data, "deadline=", 9) == 0) {
-            msp = &rcf->deadline;
-            s.len = value[i].len - 9;
-            s.data = value[i].data + 9;
-        }
-
-        if (msp) {
-            *msp = ngx_parse_time(&s, 0);
-
-            if (*msp == (ngx_msec_t) NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid time in \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "jitter=", 7) == 0) {
-
-            s.len = value[i].len - 7;
-            s.data = value[i].data + 7;
-
-            for (j = 0; ngx_http_scripting_gate_jitters[j].len; j++) {
-                if (s.len == ngx_http_scripting_gate_jitters[j].len
-                    && ngx_strncmp(s.data,
-                                   ngx_http_scripting_gate_jitters[j].data,
-                                   s.len) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (ngx_http_scripting_gate_jitters[j].len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid jitter \"%V\", it must be "
-                                   "\"full\", \"equal\", \"decorrelated\" "
-                                   "or \"none\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            rcf->jitter = j;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "budget=", 7) == 0) {
-
-            s.len = value[i].len - 7;
-            s.data = value[i].data + 7;
-
-            if (s.len && s.data[s.len - 1] == '%') {
-                s.len--;
-            }
-
-            n = ngx_atoi(s.data, s.len);
-
-            if (n == NGX_ERROR || n > 100) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid budget \"%V\", it must be "
-                                   "a percentage", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            rcf->budget = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "budget_min=", 11) == 0) {
-
-            n = ngx_atoi(value[i].data + 11, value[i].len - 11);
-
-            if (n == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid budget_min \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            rcf->budget_min = n;
-            continue;
-        }
 
         if (ngx_strcmp(value[i].data, "non_idempotent") == 0) {
             rcf->non_idempotent = 1;
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
+        if (ngx_http_scripting_gate_retry_param(cf, rcf, &value[i])
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (rcf->codes->nelts == 0) {
@@ -1390,6 +1301,229 @@ ngx_http_scripting_gate_retry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     rlcf->policy = rcf;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a policy with the defaults, and no codes yet */
+
+static ngx_http_scripting_gate_retry_policy_t *
+ngx_http_scripting_gate_retry_policy(ngx_conf_t *cf)
+{
+    ngx_http_scripting_gate_retry_policy_t  *rcf;
+
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_scripting_gate_retry_policy_t));
+    if (rcf == NULL) {
+        return NULL;
+    }
+
+    rcf->attempts = 3;
+    rcf->base = 100;
+    rcf->cap = 5000;
+    rcf->deadline = 30000;
+    rcf->jitter = NGX_HTTP_SCRIPTING_GATE_JITTER_FULL;
+    rcf->budget = 20;
+    rcf->budget_min = 3;
+
+    rcf->codes = ngx_array_create(cf->pool, 4, sizeof(ngx_uint_t));
+    if (rcf->codes == NULL) {
+        return NULL;
+    }
+
+    return rcf;
+}
+
+
+/* one name=value parameter, set by the setter of its name */
+
+static char *
+ngx_http_scripting_gate_retry_param(ngx_conf_t *cf,
+    ngx_http_scripting_gate_retry_policy_t *rcf, ngx_str_t *word)
+{
+    ngx_str_t                               value;
+    ngx_http_scripting_gate_retry_param_t  *param;
+
+    for (param = ngx_http_scripting_gate_retry_params;
+         param->name.len;
+         param++)
+    {
+        if (ngx_strncmp(word->data, param->name.data, param->name.len) == 0) {
+            value.len = word->len - param->name.len;
+            value.data = word->data + param->name.len;
+
+            return param->set(cf, word, &value,
+                              (u_char *) rcf + param->offset);
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", word);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * The parameters' setters: "param" is the whole word, for the messages,
+ * "value" what follows the "=", "field" the policy's field to set.
+ */
+
+static char *
+ngx_http_scripting_gate_retry_set_codes(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, void *field)
+{
+    ngx_array_t  *codes = *(ngx_array_t **) field;
+
+    u_char      *p, *last, *start;
+    ngx_int_t    n;
+    ngx_uint_t  *code;
+
+    p = value->data;
+    last = value->data + value->len;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        n = ngx_atoi(start, p - start);
+
+        if (n < 400 || n > 599) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid status code in \"%V\", it must be "
+                               "from 400 to 599", param);
+            return NGX_CONF_ERROR;
+        }
+
+        code = ngx_array_push(codes);
+        if (code == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *code = n;
+        p++;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_set_attempts(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, void *field)
+{
+    ngx_uint_t  *attempts = field;
+
+    ngx_int_t  n;
+
+    n = ngx_atoi(value->data, value->len);
+
+    if (n < 1 || n > 50) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid attempts \"%V\", it must be from 1 to 50",
+                           param);
+        return NGX_CONF_ERROR;
+    }
+
+    *attempts = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_set_msec(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, void *field)
+{
+    ngx_msec_t  *msp = field;
+
+    *msp = ngx_parse_time(value, 0);
+
+    if (*msp == (ngx_msec_t) NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time in \"%V\"", param);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_set_jitter(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, void *field)
+{
+    ngx_uint_t  *jitter = field;
+
+    ngx_uint_t  j;
+
+    for (j = 0; ngx_http_scripting_gate_jitters[j].len; j++) {
+        if (value->len == ngx_http_scripting_gate_jitters[j].len
+            && ngx_strncmp(value->data,
+                           ngx_http_scripting_gate_jitters[j].data,
+                           value->len) == 0)
+        {
+            *jitter = j;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid jitter \"%V\", it must be \"full\", "
+                       "\"equal\", \"decorrelated\" or \"none\"", param);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_set_budget(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, void *field)
+{
+    ngx_uint_t  *budget = field;
+
+    size_t     len;
+    ngx_int_t  n;
+
+    len = value->len;
+
+    if (len && value->data[len - 1] == '%') {
+        len--;
+    }
+
+    n = ngx_atoi(value->data, len);
+
+    if (n == NGX_ERROR || n > 100) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid budget \"%V\", it must be a percentage",
+                           param);
+        return NGX_CONF_ERROR;
+    }
+
+    *budget = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_scripting_gate_retry_set_budget_min(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, void *field)
+{
+    ngx_uint_t  *budget_min = field;
+
+    ngx_int_t  n;
+
+    n = ngx_atoi(value->data, value->len);
+
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid budget_min \"%V\"", param);
+        return NGX_CONF_ERROR;
+    }
+
+    *budget_min = n;
 
     return NGX_CONF_OK;
 }

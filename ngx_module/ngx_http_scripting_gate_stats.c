@@ -59,15 +59,38 @@ static ngx_int_t ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r);
 static char *ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void *ngx_http_scripting_gate_stats_create_loc_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_scripting_gate_stats_format(ngx_http_request_t *r,
+    ngx_uint_t *format);
+static ngx_int_t ngx_http_scripting_gate_stats_html(ngx_http_request_t *r,
+    ngx_chain_t *out);
+static ngx_int_t ngx_http_scripting_gate_stats_send(ngx_http_request_t *r,
+    ngx_chain_t *out);
 static ngx_int_t ngx_http_scripting_gate_stats_json(ngx_http_request_t *r,
     ngx_array_t *zones, ngx_chain_t *out);
+static json_t *ngx_http_scripting_gate_stats_json_root(ngx_http_request_t *r,
+    ngx_array_t *zones);
+static json_t *ngx_http_scripting_gate_stats_json_zone(
+    ngx_http_scripting_gate_zone_stats_t *z);
+static json_t *ngx_http_scripting_gate_stats_json_keys(
+    ngx_http_scripting_gate_zone_stats_t *z);
 static json_t *ngx_http_scripting_gate_stats_counters(
     ngx_http_scripting_gate_key_stats_t *k);
 static json_t *ngx_http_scripting_gate_stats_hist(
     ngx_http_scripting_gate_hist_t *h);
 static ngx_int_t ngx_http_scripting_gate_stats_prometheus(
-    ngx_http_request_t *r, ngx_array_t *zones,
-    ngx_http_scripting_gate_stats_text_t *t);
+    ngx_http_request_t *r, ngx_array_t *zones, ngx_chain_t *out);
+static ngx_int_t ngx_http_scripting_gate_stats_family(
+    ngx_http_scripting_gate_stats_text_t *t,
+    ngx_http_scripting_gate_stats_family_t *f);
+static ngx_int_t ngx_http_scripting_gate_stats_keys_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones);
+static ngx_int_t ngx_http_scripting_gate_stats_zones_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones);
+static ngx_int_t ngx_http_scripting_gate_stats_hists_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones);
+static ngx_int_t ngx_http_scripting_gate_stats_hist_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, char *name, ngx_str_t *label,
+    ngx_http_scripting_gate_hist_t *h);
 static ngx_int_t ngx_http_scripting_gate_stats_labels(ngx_pool_t *pool,
     ngx_array_t *zones);
 static ngx_int_t ngx_http_scripting_gate_stats_text(
@@ -224,6 +247,22 @@ static ngx_http_scripting_gate_stats_family_t
 };
 
 
+/* per zone, histograms whose "offset" is that of their buckets */
+static ngx_http_scripting_gate_stats_family_t
+    ngx_http_scripting_gate_stats_hist_families[] =
+{
+    { "queue_wait_seconds", "histogram",
+      "Time spent queued.",
+      ngx_http_scripting_gate_stats_zone_field(wait), 1 },
+
+    { "upstream_seconds", "histogram",
+      "Time a slot was held by an attempt.",
+      ngx_http_scripting_gate_stats_zone_field(upstream), 1 },
+
+    { NULL, NULL, NULL, 0, 0 }
+};
+
+
 #define ngx_http_scripting_gate_stats_jobs_field(field)                       \
     offsetof(ngx_http_scripting_gate_jobs_shctx_t, field)
 
@@ -345,19 +384,14 @@ ngx_http_scripting_gate_stats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                             rc;
-    ngx_str_t                             arg;
-    ngx_uint_t                            format;
-    ngx_chain_t                           out;
-    ngx_array_t                          *zones;
-    ngx_table_elt_t                      *accept;
-    ngx_http_scripting_gate_stats_text_t  text;
-    ngx_http_scripting_gate_stats_conf_t *scf;
+    ngx_int_t                              rc;
+    ngx_uint_t                             format;
+    ngx_chain_t                            out;
+    ngx_array_t                           *zones;
+    ngx_http_scripting_gate_stats_conf_t  *scf;
 
     static ngx_str_t  allow = ngx_string("GET, HEAD");
     static ngx_str_t  allow_delete = ngx_string("GET, HEAD, DELETE");
-    static ngx_str_t  vary = ngx_string("Accept");      /* the header, too */
-    static ngx_str_t  no_cache = ngx_string("no-cache");
 
     scf = ngx_http_get_module_loc_conf(r,
                                        ngx_http_scripting_gate_status_module);
@@ -386,64 +420,13 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    format = NGX_HTTP_SCRIPTING_GATE_STATS_JSON;
-
-    if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK) {
-
-        if (arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0) {
-            format = NGX_HTTP_SCRIPTING_GATE_STATS_JSON;
-
-        } else if (arg.len == 10 && ngx_strncmp(arg.data, "prometheus", 10)
-                                    == 0)
-        {
-            format = NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS;
-
-        } else if (arg.len == 4 && ngx_strncmp(arg.data, "html", 4) == 0) {
-            format = NGX_HTTP_SCRIPTING_GATE_STATS_HTML;
-
-        } else {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-    } else {
-        /* a browser pointed at the bare URL gets the page */
-
-        accept = ngx_http_scripting_gate_header_in(r, &vary);
-
-        if (accept
-            && ngx_strlcasestrn(accept->value.data,
-                                accept->value.data + accept->value.len,
-                                (u_char *) "text/html", 9 - 1)
-               != NULL)
-        {
-            format = NGX_HTTP_SCRIPTING_GATE_STATS_HTML;
-        }
-
-        /* the answer depends on Accept only when no format is asked for */
-
-        if (ngx_http_scripting_gate_add_header(r, "Vary", &vary) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    rc = ngx_http_scripting_gate_stats_format(r, &format);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    out.next = NULL;
-
     if (format == NGX_HTTP_SCRIPTING_GATE_STATS_HTML) {
-        out.buf = ngx_calloc_buf(r->pool);
-        if (out.buf == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        out.buf->pos = (u_char *) ngx_http_scripting_gate_stats_page;
-        out.buf->last = out.buf->pos
-                        + sizeof(ngx_http_scripting_gate_stats_page) - 1;
-        out.buf->memory = 1;
-        out.buf->last_buf = (r == r->main) ? 1 : 0;
-        out.buf->last_in_chain = 1;
-
-        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-        r->headers_out.content_length_n = out.buf->last - out.buf->pos;
+        rc = ngx_http_scripting_gate_stats_html(r, &out);
 
     } else {
         zones = ngx_http_scripting_gate_snapshot(r, scf->max_keys);
@@ -451,34 +434,112 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (format == NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS) {
-            ngx_memzero(&text, sizeof(ngx_http_scripting_gate_stats_text_t));
-            text.pool = r->pool;
-            text.last = &text.out;
+        rc = (format == NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS)
+             ? ngx_http_scripting_gate_stats_prometheus(r, zones, &out)
+             : ngx_http_scripting_gate_stats_json(r, zones, &out);
+    }
 
-            if (ngx_http_scripting_gate_stats_prometheus(r, zones, &text)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-            out = *text.out;
-            text.buf->last_buf = (r == r->main) ? 1 : 0;
-            text.buf->last_in_chain = 1;
+    return ngx_http_scripting_gate_stats_send(r, &out);
+}
 
-            ngx_str_set(&r->headers_out.content_type,
-                        "text/plain; version=0.0.4; charset=utf-8");
-            r->headers_out.content_length_n = text.size;
+
+/*
+ * The format asked for with ?format=, else the page for a browser's
+ * Accept; NGX_OK, or the status to answer with.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_format(ngx_http_request_t *r,
+    ngx_uint_t *format)
+{
+    ngx_str_t         arg;
+    ngx_table_elt_t  *accept;
+
+    static ngx_str_t  vary = ngx_string("Accept");      /* the header, too */
+
+    *format = NGX_HTTP_SCRIPTING_GATE_STATS_JSON;
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK) {
+
+        if (arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0) {
+            *format = NGX_HTTP_SCRIPTING_GATE_STATS_JSON;
+
+        } else if (arg.len == 10 && ngx_strncmp(arg.data, "prometheus", 10)
+                                    == 0)
+        {
+            *format = NGX_HTTP_SCRIPTING_GATE_STATS_PROMETHEUS;
+
+        } else if (arg.len == 4 && ngx_strncmp(arg.data, "html", 4) == 0) {
+            *format = NGX_HTTP_SCRIPTING_GATE_STATS_HTML;
 
         } else {
-            if (ngx_http_scripting_gate_stats_json(r, zones, &out) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_str_set(&r->headers_out.content_type, "application/json");
-            r->headers_out.content_length_n = out.buf->last - out.buf->pos;
+            return NGX_HTTP_BAD_REQUEST;
         }
+
+        return NGX_OK;
     }
+
+    /* a browser pointed at the bare URL gets the page */
+
+    accept = ngx_http_scripting_gate_header_in(r, &vary);
+
+    if (accept
+        && ngx_strlcasestrn(accept->value.data,
+                            accept->value.data + accept->value.len,
+                            (u_char *) "text/html", 9 - 1)
+           != NULL)
+    {
+        *format = NGX_HTTP_SCRIPTING_GATE_STATS_HTML;
+    }
+
+    /* the answer depends on Accept only when no format is asked for */
+
+    if (ngx_http_scripting_gate_add_header(r, "Vary", &vary) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the page: static, it polls the JSON itself */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_html(ngx_http_request_t *r, ngx_chain_t *out)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = (u_char *) ngx_http_scripting_gate_stats_page;
+    b->last = b->pos + sizeof(ngx_http_scripting_gate_stats_page) - 1;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out->buf = b;
+    out->next = NULL;
+
+    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_send(ngx_http_request_t *r, ngx_chain_t *out)
+{
+    ngx_int_t  rc;
+
+    static ngx_str_t  no_cache = ngx_string("no-cache");
 
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.status = NGX_HTTP_OK;
@@ -497,7 +558,7 @@ ngx_http_scripting_gate_stats_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_output_filter(r, out);
 }
 
 
@@ -505,128 +566,16 @@ static ngx_int_t
 ngx_http_scripting_gate_stats_json(ngx_http_request_t *r, ngx_array_t *zones,
     ngx_chain_t *out)
 {
-    char                                  *s;
-    json_t                                *root, *jzones, *jz, *jkeys, *jk;
-    json_t                                *totals;
-    ngx_buf_t                             *b;
-    ngx_uint_t                             i, j;
-    ngx_time_t                            *tp;
-    ngx_http_scripting_gate_key_stats_t   *k;
-    ngx_http_scripting_gate_zone_stats_t  *z;
-    ngx_http_scripting_gate_async_main_conf_t  *amcf;
+    char       *s;
+    json_t     *root;
+    ngx_buf_t  *b;
+
+    /* jansson allocates from the request's pool: nothing to free */
 
     ngx_http_scripting_gate_json_use_pool(r->pool);
 
-    s = NULL;
-    root = json_object();
-    jzones = json_object();
-
-    if (root == NULL || jzones == NULL
-        || json_object_set_new(root, "zones", jzones) != 0)
-    {
-        goto done;
-    }
-
-    z = zones->elts;
-
-    for (i = 0; i < zones->nelts; i++) {
-        jkeys = json_object();
-        if (jkeys == NULL) {
-            goto done;
-        }
-
-        k = z[i].keys.elts;
-
-        for (j = 0; j < z[i].keys.nelts; j++) {
-            jk = ngx_http_scripting_gate_stats_counters(&k[j]);
-
-            if (jk == NULL
-                || json_object_set_new(jk, "limit", json_integer(k[j].limit))
-                || json_object_set_new(jk, "active",
-                                       json_integer(k[j].active))
-                || json_object_set_new(jk, "queued",
-                                       json_integer(k[j].queued))
-                || json_object_set_new(jk, "cooldown_ms",
-                                       json_integer(k[j].cooldown))
-                || json_object_set_new(jk, "effective_limit",
-                                       json_integer(k[j].effective_limit))
-                || (k[j].rate
-                    && json_object_set_new(jk, "rate",
-                                           json_real(k[j].rate / 1000.0)))
-                || json_object_set_new(jk, "limit_decreases",
-                                       json_integer(k[j].decreases))
-                || json_object_set_new(jk, "limit_increases",
-                                       json_integer(k[j].increases))
-                || json_object_setn_new(jkeys, (char *) k[j].key.data,
-                                        k[j].key.len, jk))
-            {
-                goto done;
-            }
-        }
-
-        totals = ngx_http_scripting_gate_stats_counters(&z[i].totals);
-
-        if (totals == NULL
-            || json_object_set_new(totals, "active",
-                                   json_integer(z[i].totals.active))
-            || json_object_set_new(totals, "queued",
-                                   json_integer(z[i].totals.queued)))
-        {
-            goto done;
-        }
-
-        jz = json_pack("{s:o, s:o, s:I, s:b, s:I, s:I, s:{s:I, s:I, s:I},"
-                       " s:{s:o, s:o}}",
-                       "keys", jkeys,
-                       "totals", totals,
-                       "keys_count", (json_int_t) z[i].nkeys,
-                       "keys_truncated", z[i].nkeys > z[i].keys.nelts,
-                       "evicted", (json_int_t) z[i].evicted,
-                       "no_memory", (json_int_t) z[i].no_memory,
-                       "retry_budget",
-                       "requests", (json_int_t) z[i].requests,
-                       "retrying", (json_int_t) z[i].retrying,
-                       "exhausted", (json_int_t) z[i].exhausted,
-                       "histograms",
-                       "queue_wait_ms",
-                       ngx_http_scripting_gate_stats_hist(&z[i].wait),
-                       "upstream_ms",
-                       ngx_http_scripting_gate_stats_hist(&z[i].upstream));
-
-        if (jz == NULL
-            || json_object_setn_new(jzones, (char *) z[i].name.data,
-                                    z[i].name.len, jz))
-        {
-            goto done;
-        }
-    }
-
-    /* "jobs" only with async jobs configured: a zone of jobs each */
-
-    amcf = ngx_http_get_module_main_conf(r,
-                                         ngx_http_scripting_gate_async_module);
-
-    if (amcf->jobs_zones.nelts
-        && json_object_set_new(root, "jobs",
-                               ngx_http_scripting_gate_stats_jobs_json(r))
-           != 0)
-    {
-        goto done;
-    }
-
-    tp = ngx_timeofday();
-
-    if (json_object_set_new(root, "time_ms",
-                            json_integer((json_int_t) tp->sec * 1000
-                                         + tp->msec))
-        || json_object_set_new(root, "pid", json_integer((json_int_t) ngx_pid)))
-    {
-        goto done;
-    }
-
-    s = json_dumps(root, JSON_COMPACT);
-
-done:
+    root = ngx_http_scripting_gate_stats_json_root(r, zones);
+    s = root ? json_dumps(root, JSON_COMPACT) : NULL;
 
     ngx_http_scripting_gate_json_use_pool(NULL);
 
@@ -650,7 +599,154 @@ done:
     out->buf = b;
     out->next = NULL;
 
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_length_n = b->last - b->pos;
+
     return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_scripting_gate_stats_json_root(ngx_http_request_t *r,
+    ngx_array_t *zones)
+{
+    json_t                                     *root, *jzones;
+    ngx_uint_t                                  i;
+    ngx_time_t                                 *tp;
+    ngx_http_scripting_gate_zone_stats_t       *z;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
+
+    root = json_object();
+    jzones = json_object();
+
+    if (root == NULL || jzones == NULL
+        || json_object_set_new(root, "zones", jzones) != 0)
+    {
+        return NULL;
+    }
+
+    z = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (json_object_setn_new(jzones, (char *) z[i].name.data,
+                                 z[i].name.len,
+                                 ngx_http_scripting_gate_stats_json_zone(&z[i]))
+            != 0)
+        {
+            return NULL;
+        }
+    }
+
+    /* "jobs" only with async jobs configured: a zone of jobs each */
+
+    amcf = ngx_http_get_module_main_conf(r,
+                                         ngx_http_scripting_gate_async_module);
+
+    if (amcf->jobs_zones.nelts
+        && json_object_set_new(root, "jobs",
+                               ngx_http_scripting_gate_stats_jobs_json(r))
+           != 0)
+    {
+        return NULL;
+    }
+
+    tp = ngx_timeofday();
+
+    if (json_object_set_new(root, "time_ms",
+                            json_integer((json_int_t) tp->sec * 1000
+                                         + tp->msec))
+        || json_object_set_new(root, "pid", json_integer((json_int_t) ngx_pid)))
+    {
+        return NULL;
+    }
+
+    return root;
+}
+
+
+static json_t *
+ngx_http_scripting_gate_stats_json_zone(
+    ngx_http_scripting_gate_zone_stats_t *z)
+{
+    json_t  *jkeys, *totals;
+
+    jkeys = ngx_http_scripting_gate_stats_json_keys(z);
+    if (jkeys == NULL) {
+        return NULL;
+    }
+
+    totals = ngx_http_scripting_gate_stats_counters(&z->totals);
+
+    if (totals == NULL
+        || json_object_set_new(totals, "active",
+                               json_integer(z->totals.active))
+        || json_object_set_new(totals, "queued",
+                               json_integer(z->totals.queued)))
+    {
+        return NULL;
+    }
+
+    return json_pack("{s:o, s:o, s:I, s:b, s:I, s:I, s:{s:I, s:I, s:I},"
+                     " s:{s:o, s:o}}",
+                     "keys", jkeys,
+                     "totals", totals,
+                     "keys_count", (json_int_t) z->nkeys,
+                     "keys_truncated", z->nkeys > z->keys.nelts,
+                     "evicted", (json_int_t) z->evicted,
+                     "no_memory", (json_int_t) z->no_memory,
+                     "retry_budget",
+                     "requests", (json_int_t) z->requests,
+                     "retrying", (json_int_t) z->retrying,
+                     "exhausted", (json_int_t) z->exhausted,
+                     "histograms",
+                     "queue_wait_ms",
+                     ngx_http_scripting_gate_stats_hist(&z->wait),
+                     "upstream_ms",
+                     ngx_http_scripting_gate_stats_hist(&z->upstream));
+}
+
+
+static json_t *
+ngx_http_scripting_gate_stats_json_keys(
+    ngx_http_scripting_gate_zone_stats_t *z)
+{
+    json_t                               *jkeys, *jk;
+    ngx_uint_t                            j;
+    ngx_http_scripting_gate_key_stats_t  *k;
+
+    jkeys = json_object();
+    if (jkeys == NULL) {
+        return NULL;
+    }
+
+    k = z->keys.elts;
+
+    for (j = 0; j < z->keys.nelts; j++) {
+        jk = ngx_http_scripting_gate_stats_counters(&k[j]);
+
+        if (jk == NULL
+            || json_object_set_new(jk, "limit", json_integer(k[j].limit))
+            || json_object_set_new(jk, "active", json_integer(k[j].active))
+            || json_object_set_new(jk, "queued", json_integer(k[j].queued))
+            || json_object_set_new(jk, "cooldown_ms",
+                                   json_integer(k[j].cooldown))
+            || json_object_set_new(jk, "effective_limit",
+                                   json_integer(k[j].effective_limit))
+            || (k[j].rate
+                && json_object_set_new(jk, "rate",
+                                       json_real(k[j].rate / 1000.0)))
+            || json_object_set_new(jk, "limit_decreases",
+                                   json_integer(k[j].decreases))
+            || json_object_set_new(jk, "limit_increases",
+                                   json_integer(k[j].increases))
+            || json_object_setn_new(jkeys, (char *) k[j].key.data,
+                                    k[j].key.len, jk))
+        {
+            return NULL;
+        }
+    }
+
+    return jkeys;
 }
 
 
@@ -708,37 +804,70 @@ ngx_http_scripting_gate_stats_hist(ngx_http_scripting_gate_hist_t *h)
 
 static ngx_int_t
 ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
-    ngx_array_t *zones, ngx_http_scripting_gate_stats_text_t *t)
+    ngx_array_t *zones, ngx_chain_t *out)
 {
-    u_char                                  le[NGX_INT_T_LEN + 5], *p;
-    ngx_int_t                               rc;
-    ngx_uint_t                              i, j, b, c, v, sum;
-    ngx_http_scripting_gate_hist_t         *h;
-    ngx_http_scripting_gate_key_stats_t    *k;
-    ngx_http_scripting_gate_zone_stats_t   *z;
-    ngx_http_scripting_gate_stats_family_t *f;
-
-    static char  *hists[][2] = {
-        { "queue_wait_seconds", "Time spent queued." },
-        { "upstream_seconds", "Time a slot was held by an attempt." }
-    };
+    ngx_http_scripting_gate_stats_text_t  t;
 
     if (ngx_http_scripting_gate_stats_labels(r->pool, zones) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    z = zones->elts;
+    ngx_memzero(&t, sizeof(ngx_http_scripting_gate_stats_text_t));
+    t.pool = r->pool;
+    t.last = &t.out;
 
-    /* per key, one family after the other, as the format requires */
+    /* one family after the other, as the format requires */
+
+    if (ngx_http_scripting_gate_stats_keys_prometheus(&t, zones) != NGX_OK
+        || ngx_http_scripting_gate_stats_zones_prometheus(&t, zones)
+           != NGX_OK
+        || ngx_http_scripting_gate_stats_hists_prometheus(&t, zones)
+           != NGX_OK
+        || ngx_http_scripting_gate_stats_jobs_prometheus(r, &t) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *out = *t.out;
+    t.buf->last_buf = (r == r->main) ? 1 : 0;
+    t.buf->last_in_chain = 1;
+
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_length_n = t.size;
+
+    return NGX_OK;
+}
+
+
+/* a family's HELP and TYPE lines */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_family(ngx_http_scripting_gate_stats_text_t *t,
+    ngx_http_scripting_gate_stats_family_t *f)
+{
+    return ngx_http_scripting_gate_stats_text(t, 512,
+               "# HELP scripting_gate_%s %s\n"
+               "# TYPE scripting_gate_%s %s\n",
+               f->name, f->help, f->name, f->type);
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_keys_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones)
+{
+    ngx_int_t                                rc;
+    ngx_uint_t                               i, j, v;
+    ngx_http_scripting_gate_key_stats_t     *k;
+    ngx_http_scripting_gate_zone_stats_t    *z;
+    ngx_http_scripting_gate_stats_family_t  *f;
+
+    z = zones->elts;
 
     for (f = ngx_http_scripting_gate_stats_key_families; f->name; f++) {
 
-        if (ngx_http_scripting_gate_stats_text(t, 512,
-                "# HELP scripting_gate_%s %s\n"
-                "# TYPE scripting_gate_%s %s\n",
-                f->name, f->help, f->name, f->type)
-            != NGX_OK)
-        {
+        if (ngx_http_scripting_gate_stats_family(t, f) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -768,16 +897,23 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
         }
     }
 
-    /* per zone */
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_zones_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones)
+{
+    ngx_uint_t                               i, v;
+    ngx_http_scripting_gate_zone_stats_t    *z;
+    ngx_http_scripting_gate_stats_family_t  *f;
+
+    z = zones->elts;
 
     for (f = ngx_http_scripting_gate_stats_zone_families; f->name; f++) {
 
-        if (ngx_http_scripting_gate_stats_text(t, 512,
-                "# HELP scripting_gate_%s %s\n"
-                "# TYPE scripting_gate_%s %s\n",
-                f->name, f->help, f->name, f->type)
-            != NGX_OK)
-        {
+        if (ngx_http_scripting_gate_stats_family(t, f) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -794,60 +930,93 @@ ngx_http_scripting_gate_stats_prometheus(ngx_http_request_t *r,
         }
     }
 
-    for (c = 0; c < 2; c++) {
+    return NGX_OK;
+}
 
-        if (ngx_http_scripting_gate_stats_text(t, 512,
-                "# HELP scripting_gate_%s %s\n"
-                "# TYPE scripting_gate_%s histogram\n",
-                hists[c][0], hists[c][1], hists[c][0])
-            != NGX_OK)
-        {
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_hists_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones)
+{
+    ngx_uint_t                               i;
+    ngx_http_scripting_gate_hist_t          *h;
+    ngx_http_scripting_gate_zone_stats_t    *z;
+    ngx_http_scripting_gate_stats_family_t  *f;
+
+    z = zones->elts;
+
+    for (f = ngx_http_scripting_gate_stats_hist_families; f->name; f++) {
+
+        if (ngx_http_scripting_gate_stats_family(t, f) != NGX_OK) {
             return NGX_ERROR;
         }
 
         for (i = 0; i < zones->nelts; i++) {
-            h = (c == 0) ? &z[i].wait : &z[i].upstream;
-            sum = 0;
+            h = (ngx_http_scripting_gate_hist_t *)
+                    ((u_char *) &z[i] + f->offset);
 
-            for (b = 0; b < NGX_HTTP_SCRIPTING_GATE_BUCKETS; b++) {
-                sum += h->count[b];
-
-                if (b == NGX_HTTP_SCRIPTING_GATE_BUCKETS - 1) {
-                    p = ngx_cpymem(le, "+Inf", 4);
-
-                } else {
-                    p = ngx_http_scripting_gate_stats_seconds(le,
-                                           ngx_http_scripting_gate_buckets[b]);
-                }
-
-                if (ngx_http_scripting_gate_stats_text(t,
-                        z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
-                        "scripting_gate_%s_bucket{%V,le=\"%*s\"} %ui\n",
-                        hists[c][0], &z[i].label, (size_t) (p - le), le, sum)
-                    != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
-            }
-
-            if (ngx_http_scripting_gate_stats_text(t,
-                    z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
-                    "scripting_gate_%s_sum{%V} %ui.%03ui\n",
-                    hists[c][0], &z[i].label, (ngx_uint_t) h->sum / 1000,
-                    (ngx_uint_t) h->sum % 1000)
-                != NGX_OK
-                || ngx_http_scripting_gate_stats_text(t,
-                       z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
-                       "scripting_gate_%s_count{%V} %ui\n",
-                       hists[c][0], &z[i].label, (ngx_uint_t) h->total)
-                   != NGX_OK)
+            if (ngx_http_scripting_gate_stats_hist_prometheus(t, f->name,
+                                                              &z[i].label, h)
+                != NGX_OK)
             {
                 return NGX_ERROR;
             }
         }
     }
 
-    return ngx_http_scripting_gate_stats_jobs_prometheus(r, t);
+    return NGX_OK;
+}
+
+
+/* a zone's histogram: cumulative buckets, then sum and count */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_hist_prometheus(
+    ngx_http_scripting_gate_stats_text_t *t, char *name, ngx_str_t *label,
+    ngx_http_scripting_gate_hist_t *h)
+{
+    u_char      le[NGX_INT_T_LEN + 5], *p;
+    ngx_uint_t  b, sum;
+
+    sum = 0;
+
+    for (b = 0; b < NGX_HTTP_SCRIPTING_GATE_BUCKETS; b++) {
+        sum += h->count[b];
+
+        if (b == NGX_HTTP_SCRIPTING_GATE_BUCKETS - 1) {
+            p = ngx_cpymem(le, "+Inf", 4);
+
+        } else {
+            p = ngx_http_scripting_gate_stats_seconds(le,
+                                           ngx_http_scripting_gate_buckets[b]);
+        }
+
+        if (ngx_http_scripting_gate_stats_text(t,
+                label->len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                "scripting_gate_%s_bucket{%V,le=\"%*s\"} %ui\n",
+                name, label, (size_t) (p - le), le, sum)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_scripting_gate_stats_text(t,
+            label->len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+            "scripting_gate_%s_sum{%V} %ui.%03ui\n",
+            name, label, (ngx_uint_t) h->sum / 1000,
+            (ngx_uint_t) h->sum % 1000)
+        != NGX_OK
+        || ngx_http_scripting_gate_stats_text(t,
+               label->len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+               "scripting_gate_%s_count{%V} %ui\n",
+               name, label, (ngx_uint_t) h->total)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -940,12 +1109,7 @@ ngx_http_scripting_gate_stats_jobs_prometheus(ngx_http_request_t *r,
 
     for (f = ngx_http_scripting_gate_stats_jobs_families; f->name; f++) {
 
-        if (ngx_http_scripting_gate_stats_text(t, 512,
-                "# HELP scripting_gate_%s %s\n"
-                "# TYPE scripting_gate_%s %s\n",
-                f->name, f->help, f->name, f->type)
-            != NGX_OK)
-        {
+        if (ngx_http_scripting_gate_stats_family(t, f) != NGX_OK) {
             return NGX_ERROR;
         }
 
