@@ -345,8 +345,8 @@ if [[ " $SCENARIOS " == *" adaptive "* ]]; then
     echo
     echo "## 2. Limits that learn: the gate's limit far above the upstream's"
     echo
-    echo "Before adaptive limits, a gate limit set above the upstream's (6 over 4)"
-    echo "collapsed: 7.8 % goodput with the cool-down, 97 % 429s without."
+    echo "Before adaptive limits (the gate's limit 6 over the upstream's 4): 7.8 %"
+    echo "goodput with the cool-down, 97 % 429s without."
     echo
     echo "The mock of section 1 (limit 4 per version, 50 ms, 8 versions: capacity"
     echo "640 requests/s), the same load (wrk, bench/keys.lua, 256 connections). The"
