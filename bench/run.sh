@@ -5,7 +5,8 @@
 # counts from valgrind's callgrind.
 #
 #   BENCH_DURATION   seconds per setup in the burst scenarios (default 20)
-#   BENCH_SCENARIOS  which to run (default "sdk burst toohigh overhead scale")
+#   BENCH_SCENARIOS  which to run (default "sdk burst adaptive overhead scale")
+#   BENCH_RUNS       runs of each part of the adaptive scenario (default 2)
 #   BENCH_PORT       the first of the three ports it listens on (19601)
 
 set -euo pipefail
@@ -14,7 +15,12 @@ top=$PWD
 B=$top/build/bench
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 DUR=${BENCH_DURATION:-20}
-SCENARIOS=${BENCH_SCENARIOS:-"sdk burst toohigh overhead scale"}
+SCENARIOS=${BENCH_SCENARIOS:-"sdk burst adaptive overhead scale"}
+# the adaptive scenario's gate and retry, as a user would write them
+ADAPTIVE_GATE="limit=64 adaptive cooldown=off queue=200 queue_timeout=10s"
+ADAPTIVE_RETRY="on=429 attempts=4 base=100ms cap=2s deadline=20s"
+ADAPTIVE_CMD="$(for v in BENCH_SCENARIOS BENCH_DURATION BENCH_RUNS; do
+    [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)bash bench/run.sh"
 MOCK_PORT=${BENCH_PORT:-19601}
 GW_PORT=$((MOCK_PORT + 1))
 HA_PORT=$((MOCK_PORT + 2))
@@ -65,6 +71,7 @@ http {
         "~^/[a-z_]+/api/v2/scripts/(?:published/)?(?<id>[^/]+)"  "\$id:\$arg_scriptDataVersion:";
     }
     scripting_gate_zone ${KEY_VAR:-\$script_key} zone=scripts:${ZONE_SIZE:-16m};
+    scripting_gate_zone ${KEY_VAR:-\$script_key} zone=learnt:16m;
     limit_conn_zone ${KEY_VAR:-\$script_key} zone=versions:16m;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
@@ -87,6 +94,16 @@ http {
             scripting_gate zone=scripts limit=$limit queue=20000 queue_timeout=60s;
             scripting_retry on=429 attempts=6 base=50ms cap=1s deadline=30s;
             $extra
+            proxy_pass http://mock/;
+        }
+        location /fixed/ {
+            scripting_gate zone=scripts limit=$limit queue=200 queue_timeout=10s;
+            scripting_retry $ADAPTIVE_RETRY;
+            proxy_pass http://mock/;
+        }
+        location /adaptive/ {
+            scripting_gate zone=learnt $ADAPTIVE_GATE;
+            scripting_retry $ADAPTIVE_RETRY;
             proxy_pass http://mock/;
         }
         location = /status { scripting_gate_stats; }
@@ -209,7 +226,7 @@ row() {
             100 * ($ok / $d) / $cap, $u429, $peak;'
 }
 
-# the targets of a gateway row: $1 label, $2 "burst" or "toohigh"
+# the targets of a gateway row: $1 label, $2 "burst" (more targets)
 verdict() {
     grep -F "$1|" "$B/rows.txt" | tail -1 | perl -ne '
         my ($l, $c429, $good, $u429, $peak) = split /\|/; chomp $peak;
@@ -323,32 +340,130 @@ if [[ " $SCENARIOS " == *" burst "* ]]; then
     echo "its client itself, each run ended with a few upstream 429s."
 fi
 
-if [[ " $SCENARIOS " == *" toohigh "* ]]; then
+if [[ " $SCENARIOS " == *" adaptive "* ]]; then
+    RUNS=${BENCH_RUNS:-2}
     echo
-    echo "## 2. Limit set too high"
+    echo "## 2. Limits that learn: the gate's limit far above the upstream's"
     echo
-    echo "The same mock (limit 4, 50 ms, 8 versions), the gateway's limit 6: 429s"
-    echo "come back. Retry with the shared cool-down (scripting_retry_after on, the"
-    echo "default) against the same retry with it off. The mock says Retry-After: 1."
+    echo "Before adaptive limits (the gate's limit 6 over the upstream's 4): 7.8 %"
+    echo "goodput with the cool-down, 97 % 429s without."
     echo
+    echo "The mock of section 1 (limit 4 per version, 50 ms, 8 versions: capacity"
+    echo "640 requests/s), the same load (wrk, bench/keys.lua, 256 connections). The"
+    echo "gateway does not know the upstream's limit: its location /adaptive/ has"
+    echo
+    echo '```nginx'
+    echo "scripting_gate  zone=learnt $ADAPTIVE_GATE;"
+    echo "scripting_retry $ADAPTIVE_RETRY;"
+    echo '```'
+    echo
+    echo "and scripting_retry_after on (the default: a retried 429 waits the"
+    echo "upstream's Retry-After, which the mock gives as 1 s). The reference, /fixed/,"
+    echo "is the gate that knows the limit: \`scripting_gate zone=scripts limit=<the"
+    echo "mock's> queue=200 queue_timeout=10s\` with the same retry. nginx is"
+    echo "restarted before each run, so every key starts from min=1. Each run is"
+    echo "given with the machine's load average (1 min) when it started: $(nproc) cores,"
+    echo "shared with other people's tests. \`$ADAPTIVE_CMD\`, on"
+    echo "$(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD -- ngx_module config tools 2>/dev/null || echo ' (with uncommitted changes)')."
+    echo
+    echo "### A steady limit"
+    echo
+    echo "$DUR s per run, the mock's limit 4 throughout; each run measures the"
+    echo "reference, then the adaptive gate."
+    echo
+    echo "| run | gate | load avg | client requests | client answers by status | goodput / capacity | upstream requests | upstream 429s | 429s / upstream requests | p50 ms | p99 ms | max ms | upstream peak in flight per key | effective limits at the end | decreases, increases |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     start_mock --limit 4 --delay 50
-    header
-    gateway_conf 6
-    PREFIX=/gate_retry/api/v2/scripts/
-    row "$(load 'gate limit=6 + retry, cool-down on' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
-    gateway_conf 6 "scripting_retry_after off;"
-    row "$(load 'gate limit=6 + retry, cool-down off' http://127.0.0.1:$GW_PORT 256 "$DUR")" 640
+    : > "$B/adaptive.txt"
+    steady_row() {   # $1 run, $2 gate, $3 location
+        local la res
+        la=$(cut -d' ' -f1 /proc/loadavg)
+        PREFIX=/$3/api/v2/scripts/
+        res=$(load "$1" http://127.0.0.1:$GW_PORT 256 "$DUR")
+        echo "$res|$2|$la|$(curl -s http://127.0.0.1:$GW_PORT/status)" | perl -MJSON::PP -ne '
+            my ($run, $res, $up, $gate, $la, $st) = split /\|/, $_, 6;
+            my %r = $res =~ /(\w+)=(\S+)/g;
+            my %c = map { split /=/ } split /,/, ($r{statuses} // "");
+            my ($peak, $u429, $ureq) = split / /, $up;
+            my $n = $r{requests} || 1; my $d = $r{duration_s} || 1;
+            my $ok = $c{200} // 0; my $other = $n - $ok;
+            my $s = decode_json($st)->{zones}{learnt}{keys} // {};
+            my @e = sort { $a <=> $b } map { $_->{effective_limit} } values %$s;
+            my ($dec, $inc) = (0, 0);
+            $dec += $_->{limit_decreases} for values %$s;
+            $inc += $_->{limit_increases} for values %$s;
+            my $good = 100 * $ok / $d / 640; my $share = 100 * $u429 / ($ureq || 1);
+            printf "| %s | %s | %s | %d | %s | %.1f %% | %d | %d | %.2f %% | %s | %s | %s | %d | %s | %s |\n",
+                $run, $gate, $la, $n, join(", ", map { "$_: $c{$_}" } sort keys %c),
+                $good, $ureq, $u429, $share, $r{p50_ms} // "-", $r{p99_ms} // "-",
+                $r{max_ms} // "-", $peak, @e ? join(" ", @e) : "-",
+                @e ? "$dec, $inc" : "-";
+            exit unless @e;
+            open my $fh, ">>", "'"$B"'/adaptive.txt";
+            printf $fh "%s %d %.1f %.2f %d\n", $run, $other, $good, $share, $peak;'
+    }
+    for run in $(seq 1 "$RUNS"); do
+        gateway_conf 4
+        steady_row "$run" "reference: limit=4" fixed
+        gateway_conf 4
+        steady_row "$run" "adaptive" adaptive
+    done
     echo
-    verdict 'gate limit=6 + retry, cool-down on' toohigh
-    verdict 'gate limit=6 + retry, cool-down off' toohigh
+    echo "Targets, each run of the adaptive gate:"
     echo
-    echo "With the cool-down, no client sees a 429, but every 429 closes its key for"
-    echo "the whole Retry-After (1 s, while a slot of the mock frees in 50 ms): the"
-    echo "goodput collapses. Without it, the retry budget (20 % of the requests under"
-    echo "way) is soon spent and the upstream's 429s reach the clients, which come"
-    echo "back at once (that fast loop is why the client request count is high). A"
-    echo "limit that learns from the 429s (PRODUCT.md, 'Limits that learn') is what"
-    echo "this scenario calls for; it is not built yet."
+    perl -ne 'my ($run, $other, $good, $share, $peak) = split;
+        printf "- run %s: %s: no client answer other than 200; %s: goodput >= 90 %% of"
+             . " capacity; %s: upstream 429s <= 2 %% of its requests (peak in flight %d).\n",
+            $run, $other ? "MISSED ($other)" : "met",
+            $good >= 90 ? "met ($good %)" : "MISSED ($good %)",
+            $share <= 2 ? "met ($share %)" : "MISSED ($share %)", $peak;' "$B/adaptive.txt"
+
+    echo
+    echo "### The upstream's limit changes: 4, then 8 at t = 10 s, then 2 at t = 20 s"
+    echo
+    echo "The same load for 31 s, the first 30 measured; bench/series.pl reads the"
+    echo "mock's accounting and the gateway's stats every 250 ms and changes the mock's"
+    echo "limit (POST /__mock/config?limit=N) at t = 10 s and 20 s. Capacity: 160"
+    echo "requests/s per unit of the mock's limit (8 versions, 50 ms): 640, 1280, 320."
+    echo "Goodput: the mock's 200s per second (it counts an answer when it sends it)."
+    echo "Each run then measures the reference at the mock's limits 8 and 2 (10 s"
+    echo "each), for what this machine delivers at those capacities."
+    echo
+    sfiles=()
+    : > "$B/reference.txt"
+    for run in $(seq 1 "$RUNS"); do
+        gateway_conf 4
+        drain
+        mock reset
+        la=$(cut -d' ' -f1 /proc/loadavg)
+        PREFIX=/adaptive/api/v2/scripts/
+        perl bench/series.pl $MOCK_PORT $GW_PORT 30 0.25 "0:4,10:8,20:2" \
+            > "$B/series.$run.txt" &
+        SER=$!
+        out=$(VERSIONS=8 PATH_PREFIX="$PREFIX" wrk -t2 -c256 -d31s --timeout 60s \
+              -s bench/keys.lua http://127.0.0.1:$GW_PORT 2>&1 | grep '^RESULT' || true)
+        wait "$SER" || true
+        drain
+        echo "# load $la | $out | $(upstream)" >> "$B/series.$run.txt"
+        sfiles+=("$B/series.$run.txt")
+        PREFIX=/fixed/api/v2/scripts/
+        for l in 8 2; do
+            mock "config?limit=$l"
+            gateway_conf $l
+            la=$(cut -d' ' -f1 /proc/loadavg)
+            echo "$run $l $la $(load x http://127.0.0.1:$GW_PORT 256 10)" >> "$B/reference.txt"
+        done
+        mock "config?limit=4"
+    done
+    perl bench/series.pl --report 160 "${sfiles[@]}"
+    echo
+    echo "The reference (the gate that knows the limit, the same load, 10 s):"
+    echo
+    perl -ne 'my ($run, $l, $la, $res) = split / /, $_, 4;
+        my %r = $res =~ /(\w+)=(\S+)/g;
+        printf "- run %d, limit %d (load avg %s): goodput %.1f %% of %d/s.\n", $run, $l, $la,
+            100 * ((($r{statuses} // "") =~ /200=(\d+)/)[0] // 0) / ($r{duration_s} || 1)
+                / (160 * $l), 160 * $l;' "$B/reference.txt"
 fi
 
 if [[ " $SCENARIOS " == *" overhead "* ]]; then
