@@ -491,3 +491,37 @@ GET /result.txt
 X-Key: 90235ab92619a8e45944d7aff15ee35af295c029
 stats keys: 90235ab92619a8e45944d7aff15ee35af295c029
 token in the error log: no
+
+
+
+=== TEST 16: a request through an adaptive gate is retried without a share of the retry budget; through a fixed gate it is not
+--- config
+    location /adaptive/ {
+        set $script_key "$uri";
+        scripting_gate zone=v limit=4 adaptive;
+        scripting_retry on=429 attempts=3 base=10ms cap=20ms budget=0% budget_min=0;
+        scripting_retry_after off;
+        rewrite ^/adaptive/(.*)$ /api/v2/scripts/$1 break;
+        proxy_pass http://mock;
+    }
+    location /fixed/ {
+        set $script_key "$uri";
+        scripting_gate zone=v limit=4;
+        scripting_retry on=429 attempts=3 base=10ms cap=20ms budget=0% budget_min=0;
+        scripting_retry_after off;
+        rewrite ^/fixed/(.*)$ /api/v2/scripts/$1 break;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('k::', '429');
+my $a = http_get('/adaptive/k');
+ScriptingGate::Mock::plan('l::', '429');
+my $f = http_get('/fixed/l');
+html_put('result.txt', "adaptive: $a->{status}\nfixed: $f->{status}\n");
+--- request
+GET /result.txt
+--- response_body
+adaptive: 200
+fixed: 429
