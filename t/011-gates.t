@@ -525,3 +525,33 @@ GET /result.txt
 --- response_body
 adaptive: 200
 fixed: 429
+
+
+
+=== TEST 17: a request waiting for its retry holds no slot: another one of its key goes at once
+--- config
+    location /api/v2/scripts/ {
+        set $script_key "$uri";
+        scripting_gate zone=v limit=1 queue_timeout=10s;
+        scripting_retry on=429 attempts=2 base=1s cap=1s jitter=none;
+        scripting_retry_after off;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+ScriptingGate::Mock::plan('n::', '429');
+my $kids = background(['/api/v2/scripts/n']);
+# the first one has had its 429 and waits a second to try again
+sleep 0.3;
+my $t0 = time;
+my $b = http_get('/api/v2/scripts/n');
+my $tb = time - $t0;
+my ($a) = reap($kids);
+html_put('result.txt', "first: $a->[0]\n"
+    . "second: $b->{status} " . ($tb < 0.5 ? "at once" : sprintf("after %.2f s", $tb)) . "\n");
+--- request
+GET /result.txt
+--- response_body
+first: 200
+second: 200 at once
