@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=$ROOT/build/fuzz
 
-TARGETS="fuzz_retry_after fuzz_json_var fuzz_key fuzz_directives"
+TARGETS="fuzz_retry_after fuzz_json_var fuzz_key fuzz_directives
+         fuzz_callback_url"
 
 CC=${CC:-clang}
 # every UBSan report is fatal; pointer-overflow and alignment are left

@@ -18,7 +18,8 @@ OUT=$ROOT/build/fuzz
 
 SECONDS_EACH=${1:-600}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-fuzz_retry_after fuzz_json_var fuzz_key fuzz_directives}
+TARGETS=${*:-fuzz_retry_after fuzz_json_var fuzz_key fuzz_directives
+             fuzz_callback_url}
 
 BIN=${FUZZ_BIN:-$OUT}
 
@@ -34,6 +35,7 @@ for t in $TARGETS; do
     fuzz_json_var)     opts="-max_len=65536 -dict=fuzz/dict/json_var.dict" ;;
     fuzz_key)          opts="-max_len=65536" ;;
     fuzz_directives)   opts="-max_len=4096 -dict=fuzz/dict/directives.dict" ;;
+    fuzz_callback_url) opts="-max_len=4096 -dict=fuzz/dict/callback_url.dict" ;;
     *)                 echo "unknown target $t" >&2; exit 1 ;;
     esac
 

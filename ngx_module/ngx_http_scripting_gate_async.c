@@ -27,12 +27,12 @@
 
 
 #include "ngx_http_scripting_gate_async.h"
+#include "ngx_http_scripting_gate_callback.h"
 #include "ngx_http_scripting_gate_curl.h"
 
 
 #define NGX_HTTP_SCRIPTING_GATE_CALLBACK_ATTEMPTS  3
 #define NGX_HTTP_SCRIPTING_GATE_CALLBACK_TIMEOUT   10000
-#define NGX_HTTP_SCRIPTING_GATE_MAX_CALLBACK_URL   2048
 
 
 typedef struct {
@@ -243,10 +243,12 @@ ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_scripting_gate_async_loc_conf_t *alcf = conf;
 
-    u_char                                *p, *last;
-    ngx_str_t                             *value, s, *prefix;
-    ngx_uint_t                             i;
-    ngx_http_scripting_gate_async_conf_t  *acf;
+    char                                       *err;
+    u_char                                     *p, *last;
+    ngx_str_t                                  *value, s;
+    ngx_uint_t                                  i;
+    ngx_http_scripting_gate_async_conf_t       *acf;
+    ngx_http_scripting_gate_callback_prefix_t  *prefix;
 
     if (alcf->async != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -354,23 +356,9 @@ ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 15;
             s.len = value[i].len - 15;
 
-            /* a prefix up to the path: no host can be slipped after it */
-
-            if ((ngx_strncmp(s.data, "http://", 7) != 0
-                 && ngx_strncmp(s.data, "https://", 8) != 0)
-                || ngx_strlchr(s.data + 8, s.data + s.len, '/') == NULL)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid callback_allow \"%V\", it must "
-                                   "be an http:// or https:// URL with a "
-                                   "path, such as \"https://host/\"",
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
             if (acf->callback_allow == NULL) {
                 acf->callback_allow = ngx_array_create(cf->pool, 2,
-                                                       sizeof(ngx_str_t));
+                            sizeof(ngx_http_scripting_gate_callback_prefix_t));
                 if (acf->callback_allow == NULL) {
                     return NGX_CONF_ERROR;
                 }
@@ -381,7 +369,15 @@ ngx_http_scripting_gate_async(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            *prefix = s;
+            err = ngx_http_scripting_gate_callback_prefix(cf->pool, &s,
+                                                          prefix);
+            if (err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid callback_allow \"%V\": %s",
+                                   &value[i], err);
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 
@@ -809,67 +805,17 @@ static ngx_int_t
 ngx_http_scripting_gate_async_callback_allowed(ngx_http_request_t *r,
     ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *url)
 {
-    ngx_str_t   *prefix;
-    ngx_uint_t   i;
+    char  *err;
 
-    if (url->len > NGX_HTTP_SCRIPTING_GATE_MAX_CALLBACK_URL) {
-        goto refused;
+    err = ngx_http_scripting_gate_callback_check(url, acf->callback_allow);
+
+    if (err == NULL) {
+        return NGX_OK;
     }
-
-    for (i = 0; i < url->len; i++) {
-        if (url->data[i] <= ' ' || url->data[i] >= 0x7f
-            || url->data[i] == '\\')
-        {
-            goto refused;
-        }
-    }
-
-    /*
-     * a prefix is a prefix of the path that is reached: no dot segments
-     * ("/hook/../admin"), nor encoded dots or slashes that a server may
-     * decode into them; curl sends the path as is (CURLOPT_PATH_AS_IS)
-     */
-
-    if (ngx_strlcasestrn(url->data, url->data + url->len,
-                         (u_char *) "%2e", 3 - 1) != NULL
-        || ngx_strlcasestrn(url->data, url->data + url->len,
-                            (u_char *) "%2f", 3 - 1) != NULL
-        || ngx_strlcasestrn(url->data, url->data + url->len,
-                            (u_char *) "%5c", 3 - 1) != NULL)
-    {
-        goto refused;
-    }
-
-    for (i = 0; i + 1 < url->len; i++) {
-        if (url->data[i] == '/' && url->data[i + 1] == '.'
-            && (i + 2 == url->len || url->data[i + 2] == '/'
-                || url->data[i + 2] == '?' || url->data[i + 2] == '#'
-                || (url->data[i + 2] == '.'
-                    && (i + 3 == url->len || url->data[i + 3] == '/'
-                        || url->data[i + 3] == '?'
-                        || url->data[i + 3] == '#'))))
-        {
-            goto refused;
-        }
-    }
-
-    if (acf->callback_allow) {
-        prefix = acf->callback_allow->elts;
-
-        for (i = 0; i < acf->callback_allow->nelts; i++) {
-            if (url->len >= prefix[i].len
-                && ngx_strncmp(url->data, prefix[i].data, prefix[i].len) == 0)
-            {
-                return NGX_OK;
-            }
-        }
-    }
-
-refused:
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "scripting_async: callback URL \"%*s\" is not allowed",
-                  ngx_min(url->len, 256), url->data);
+                  "scripting_async: callback URL \"%*s\" is not allowed: %s",
+                  ngx_min(url->len, 256), url->data, err);
 
     return NGX_DECLINED;
 }

@@ -104,7 +104,7 @@ struct ngx_http_scripting_gate_async_conf_s {
     ngx_shm_zone_t                        *jobs;
     ngx_str_t                              pass;       /* scheme://host:port */
     ngx_str_t                              jobs_uri;
-    ngx_array_t                           *callback_allow; /* ngx_str_t */
+    ngx_array_t                           *callback_allow; /* prefixes */
     ngx_msec_t                             timeout;
     ngx_flag_t                             set_cookie;
 };
