@@ -662,6 +662,7 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
     ngx_str_t                                  reason;
     ngx_table_elt_t                           *h, *pa, *loc;
     ngx_http_scripting_gate_run_t             *run;
+    ngx_http_scripting_gate_log_value_t        lv;
     ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
     static ngx_str_t  empty = ngx_null_string;
@@ -782,7 +783,11 @@ ngx_http_scripting_gate_async_handler(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "scripting_async: job %*s accepted, key \"%V\"",
                   (size_t) NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN, run->id,
-                  run->gate.nholds ? &run->gate.holds[0].key : &empty);
+                  run->gate.nholds
+                  ? ngx_http_scripting_gate_log_value(&lv,
+                                              run->gate.holds[0].key.data,
+                                              run->gate.holds[0].key.len)
+                  : &empty);
 
     /* the run may be gone after this */
     ngx_http_scripting_gate_async_attempt(run);
@@ -805,7 +810,8 @@ static ngx_int_t
 ngx_http_scripting_gate_async_callback_allowed(ngx_http_request_t *r,
     ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *url)
 {
-    char  *err;
+    char                                 *err;
+    ngx_http_scripting_gate_log_value_t   lv;
 
     err = ngx_http_scripting_gate_callback_check(url, acf->callback_allow);
 
@@ -814,8 +820,10 @@ ngx_http_scripting_gate_async_callback_allowed(ngx_http_request_t *r,
     }
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "scripting_async: callback URL \"%*s\" is not allowed: %s",
-                  ngx_min(url->len, 256), url->data, err);
+                  "scripting_async: callback URL \"%V\" is not allowed: %s",
+                  ngx_http_scripting_gate_log_value(&lv, url->data,
+                                                    ngx_min(url->len, 256)),
+                  err);
 
     return NGX_DECLINED;
 }
@@ -2157,8 +2165,9 @@ static ngx_int_t
 ngx_http_scripting_gate_async_retry_after(ngx_http_scripting_gate_run_t *run,
     ngx_msec_t *ms)
 {
-    u_char     *p, *last, *eol;
-    ngx_str_t   value;
+    u_char                               *p, *last, *eol;
+    ngx_str_t                             value;
+    ngx_http_scripting_gate_log_value_t   lv;
 
     p = run->resp_headers.data;
     last = p + run->resp_headers.len;
@@ -2192,8 +2201,9 @@ ngx_http_scripting_gate_async_retry_after(ngx_http_scripting_gate_run_t *run,
             {
                 ngx_log_error(NGX_LOG_WARN, run->log, 0,
                               "scripting_async: ignoring malformed "
-                              "Retry-After \"%*s\"",
-                              ngx_min(value.len, 64), value.data);
+                              "Retry-After \"%V\"",
+                              ngx_http_scripting_gate_log_value(&lv,
+                                       value.data, ngx_min(value.len, 64)));
                 return NGX_ERROR;
             }
 

@@ -317,6 +317,7 @@ ngx_http_scripting_gate_json_parse(ngx_http_request_t *r, ngx_pool_t *pool,
     json_error_t                           err;
     ngx_http_scripting_gate_json_var_t   **jvp;
     ngx_http_scripting_gate_loc_conf_t    *glcf;
+    ngx_http_scripting_gate_log_value_t    lv;
     ngx_http_scripting_gate_main_conf_t   *gmcf;
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
@@ -409,8 +410,11 @@ ngx_http_scripting_gate_json_parse(ngx_http_request_t *r, ngx_pool_t *pool,
 
     if (json == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "scripting_json_var: request body is not JSON: %s "
-                      "at byte %d", err.text, err.position);
+                      "scripting_json_var: request body is not JSON: %V "
+                      "at byte %d",
+                      ngx_http_scripting_gate_log_value(&lv,
+                                (u_char *) err.text, ngx_strlen(err.text)),
+                      err.position);
         return NGX_DECLINED;
     }
 

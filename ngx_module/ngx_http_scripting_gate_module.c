@@ -542,10 +542,11 @@ ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
     ngx_http_scripting_gate_conf_t *gc, ngx_http_scripting_gate_hold_t *h,
     ngx_pool_t *pool)
 {
-    u_char                          *p;
-    ngx_int_t                        n;
-    ngx_str_t                        key, limit;
-    ngx_http_scripting_gate_zone_t  *zone;
+    u_char                               *p;
+    ngx_int_t                             n;
+    ngx_str_t                             key, limit;
+    ngx_http_scripting_gate_zone_t       *zone;
+    ngx_http_scripting_gate_log_value_t   lv, lv2;
 
     zone = gc->shm_zone->data;
 
@@ -587,7 +588,11 @@ ngx_http_scripting_gate_prepare_hold(ngx_http_request_t *r,
         if (n <= 0) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "scripting_gate: invalid limit \"%V\" for key "
-                          "\"%V\", the request is not gated", &limit, &key);
+                          "\"%V\", the request is not gated",
+                          ngx_http_scripting_gate_log_value(&lv, limit.data,
+                                                            limit.len),
+                          ngx_http_scripting_gate_log_value(&lv2, key.data,
+                                                            key.len));
             return NGX_DECLINED;
         }
 
@@ -642,15 +647,16 @@ static ngx_int_t
 ngx_http_scripting_gate_long_key(ngx_http_request_t *r,
     ngx_http_scripting_gate_zone_t *zone, ngx_str_t *key)
 {
-    u_char     digest[16], *p, *last;
-    ngx_md5_t  md5;
+    u_char                                digest[16], *p, *last;
+    ngx_md5_t                             md5;
+    ngx_http_scripting_gate_log_value_t   lv;
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "scripting_gate: the value of the \"%V\" key is more "
-                  "than %d bytes: \"%*s...\", the request is gated by "
+                  "than %d bytes: \"%V...\", the request is gated by "
                   "its digest",
                   &zone->key.value, NGX_HTTP_SCRIPTING_GATE_MAX_KEY,
-                  (size_t) 64, key->data);
+                  ngx_http_scripting_gate_log_value(&lv, key->data, 64));
 
     p = ngx_pnalloc(r->pool, NGX_HTTP_SCRIPTING_GATE_MAX_KEY);
     if (p == NULL) {
@@ -873,9 +879,10 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
     ngx_http_scripting_gate_t *g)
 {
     u_char                               *p, msg[128];
-    ngx_str_t                             body, id, ra, *reason;
+    ngx_str_t                             body, id, ra, *reason, *key;
     ngx_uint_t                            secs;
     ngx_http_scripting_gate_loc_conf_t   *glcf;
+    ngx_http_scripting_gate_log_value_t   lv;
 
     static ngx_str_t  queue_full = ngx_string("queue full");
     static ngx_str_t  queue_timeout = ngx_string("queue timeout");
@@ -885,11 +892,14 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_scripting_gate_module);
 
+    key = ngx_http_scripting_gate_log_value(&lv, g->shown->key.data,
+                                            g->shown->key.len);
+
     if (g->status == NGX_HTTP_SCRIPTING_GATE_NO_MEMORY) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "scripting_gate: zone \"%V\" is full, rejecting "
                       "key \"%V\"", &g->shown->zone->shm_zone->shm.name,
-                      &g->shown->key);
+                      key);
 
     } else {
         reason = (g->status == NGX_HTTP_SCRIPTING_GATE_TIMEOUT)
@@ -899,7 +909,7 @@ ngx_http_scripting_gate_reject(ngx_http_request_t *r,
                       "%slimiting requests by scripting_gate, %V, key \"%V\""
                       " in zone \"%V\"",
                       glcf->dry_run ? "dry run, " : "", reason,
-                      &g->shown->key, &g->shown->zone->shm_zone->shm.name);
+                      key, &g->shown->zone->shm_zone->shm.name);
     }
 
     if (glcf->dry_run) {

@@ -156,10 +156,13 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_shm_backend = {
 static ngx_int_t
 ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_hold_t *g)
 {
-    ngx_msec_t                          now, wait;
-    ngx_http_scripting_gate_zone_t     *zone;
-    ngx_http_scripting_gate_node_t     *node;
-    ngx_http_scripting_gate_ticket_t   *t;
+    ngx_msec_t                           now, wait;
+    ngx_http_scripting_gate_zone_t      *zone;
+    ngx_http_scripting_gate_node_t      *node;
+    ngx_http_scripting_gate_ticket_t    *t;
+#if (NGX_DEBUG)
+    ngx_http_scripting_gate_log_value_t  lv;
+#endif
 
     zone = g->zone;
     now = ngx_current_msec;
@@ -229,7 +232,10 @@ ngx_http_scripting_gate_shm_acquire(ngx_http_scripting_gate_hold_t *g)
     ngx_add_timer(&g->event, wait);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
-                   "scripting_gate: queued \"%V\" ticket %ui", &g->key, t->id);
+                   "scripting_gate: queued \"%V\" ticket %ui",
+                   ngx_http_scripting_gate_log_value(&lv, g->key.data,
+                                                     g->key.len),
+                   t->id);
 
     return NGX_AGAIN;
 
@@ -1031,12 +1037,15 @@ ngx_http_scripting_gate_wake(ngx_uint_t id)
 static void
 ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
 {
-    ngx_int_t                         rc;
-    ngx_uint_t                        id;
-    ngx_msec_t                        now, timer;
-    ngx_http_scripting_gate_hold_t   *g;
-    ngx_http_scripting_gate_zone_t   *zone;
-    ngx_http_scripting_gate_notes_t   notes;
+    ngx_int_t                             rc;
+    ngx_uint_t                            id;
+    ngx_msec_t                            now, timer;
+    ngx_http_scripting_gate_hold_t       *g;
+    ngx_http_scripting_gate_zone_t       *zone;
+    ngx_http_scripting_gate_notes_t       notes;
+#if (NGX_DEBUG)
+    ngx_http_scripting_gate_log_value_t   lv;
+#endif
 
     g = ev->data;
 
@@ -1081,7 +1090,10 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, g->log, 0,
-                   "scripting_gate: \"%V\" waited, rc:%i", &g->key, rc);
+                   "scripting_gate: \"%V\" waited, rc:%i",
+                   ngx_http_scripting_gate_log_value(&lv, g->key.data,
+                                                     g->key.len),
+                   rc);
 
     /* the handler runs the posted requests of a request it resumes */
     g->handler(g, rc);

@@ -521,9 +521,12 @@ static void
 ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
     ngx_http_scripting_gate_retry_ctx_t *ctx)
 {
-    ngx_uint_t                  i;
-    ngx_http_phase_handler_t   *ph;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_uint_t                            i;
+    ngx_http_phase_handler_t             *ph;
+    ngx_http_core_main_conf_t            *cmcf;
+#if (NGX_DEBUG)
+    ngx_http_scripting_gate_log_value_t   lv;
+#endif
 
     ctx->attempting = 1;
 
@@ -537,7 +540,9 @@ ngx_http_scripting_gate_retry_go(ngx_http_request_t *r,
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "scripting_retry: attempt %ui of \"%V\"",
-                       ctx->rt.retries + 1, &r->uri);
+                       ctx->rt.retries + 1,
+                       ngx_http_scripting_gate_log_value(&lv, r->uri.data,
+                                                         r->uri.len));
 
         cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
         ph = cmcf->phase_engine.handlers;
@@ -969,9 +974,10 @@ ngx_http_scripting_gate_retry_after(ngx_http_request_t *r,
     ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
     ngx_msec_t *ms)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_uint_t                            i;
+    ngx_list_part_t                      *part;
+    ngx_table_elt_t                      *h;
+    ngx_http_scripting_gate_log_value_t   lv;
 
     if (!rlcf->retry_after
         || (status != NGX_HTTP_TOO_MANY_REQUESTS
@@ -1010,8 +1016,9 @@ ngx_http_scripting_gate_retry_after(ngx_http_request_t *r,
     if (ngx_http_scripting_gate_retry_after_value(&h[i].value, ms) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "scripting_retry: ignoring malformed Retry-After "
-                      "\"%*s\"", ngx_min(h[i].value.len, 64),
-                      h[i].value.data);
+                      "\"%V\"",
+                      ngx_http_scripting_gate_log_value(&lv, h[i].value.data,
+                                               ngx_min(h[i].value.len, 64)));
         return NGX_ERROR;
     }
 

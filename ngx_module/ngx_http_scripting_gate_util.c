@@ -4,7 +4,8 @@
  *
  * Helpers that several modules of the .so share: the "zone=" parameter,
  * headers, an answer held in memory, the request's correlation id,
- * Retry-After values, and text made safe for JSON and Prometheus.
+ * Retry-After values, and text made safe for JSON and Prometheus, and for
+ * the error log.
  */
 
 
@@ -308,6 +309,71 @@ ngx_http_scripting_gate_utf8(ngx_pool_t *pool, ngx_str_t *s,
     s->len = d - dst;
 
     return NGX_OK;
+}
+
+
+/*
+ * Values from outside (keys, URIs, header values) in the module's error-log
+ * lines: a CR or LF in a key must not start a line of its own that looks
+ * like nginx wrote it, nor other control bytes reach a terminal.  Control
+ * bytes, DEL, bytes of 0x80 and more and '"' are written \xNN (as nginx's
+ * access log writes them), so that the line is one line and the quotes
+ * around the value are the module's; '\' is left as it is, as jansson's
+ * messages have it ("\u0000 is not allowed").  A value whose escaped form
+ * does not fit is cut, and ends with "...".
+ */
+
+ngx_str_t *
+ngx_http_scripting_gate_log_value(ngx_http_scripting_gate_log_value_t *lv,
+    u_char *data, size_t len)
+{
+    u_char      c, *p, *end, *last;
+    size_t      n;
+    ngx_uint_t  i;
+
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = data[i];
+        n += (c < 0x20 || c >= 0x7f || c == '"') ? 4 : 1;
+    }
+
+    p = lv->data;
+    end = lv->data + NGX_HTTP_SCRIPTING_GATE_LOG_VALUE;
+    last = (n <= NGX_HTTP_SCRIPTING_GATE_LOG_VALUE) ? end : end - 3;
+
+    for (i = 0; i < len; i++) {
+        c = data[i];
+
+        if (c < 0x20 || c >= 0x7f || c == '"') {
+            if (last - p < 4) {
+                break;
+            }
+
+            *p++ = '\\';
+            *p++ = 'x';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+            continue;
+        }
+
+        if (p == last) {
+            break;
+        }
+
+        *p++ = c;
+    }
+
+    if (i < len) {
+        p = ngx_cpymem(p, "...", 3);
+    }
+
+    lv->str.data = lv->data;
+    lv->str.len = p - lv->data;
+
+    return &lv->str;
 }
 
 

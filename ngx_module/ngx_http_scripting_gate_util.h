@@ -13,6 +13,17 @@
 #include <ngx_http.h>
 
 
+/* room for a key of NGX_HTTP_SCRIPTING_GATE_MAX_KEY bytes as it is */
+#define NGX_HTTP_SCRIPTING_GATE_LOG_VALUE  1024
+
+
+/* an outside value as a log line shows it, escaped, on the caller's stack */
+typedef struct {
+    ngx_str_t                             str;
+    u_char                   data[NGX_HTTP_SCRIPTING_GATE_LOG_VALUE];
+} ngx_http_scripting_gate_log_value_t;
+
+
 /* util.c */
 char *ngx_http_scripting_gate_conf_zone(ngx_conf_t *cf, ngx_str_t *value,
     ngx_str_t *name, ssize_t *size);
@@ -28,6 +39,8 @@ ngx_int_t ngx_http_scripting_gate_retry_after_value(ngx_str_t *value,
     ngx_msec_t *ms);
 ngx_int_t ngx_http_scripting_gate_utf8(ngx_pool_t *pool, ngx_str_t *s,
     ngx_uint_t key);
+ngx_str_t *ngx_http_scripting_gate_log_value(
+    ngx_http_scripting_gate_log_value_t *lv, u_char *data, size_t len);
 
 /* json.c: jansson inside nginx pools, and the upstream's error shape */
 void ngx_http_scripting_gate_json_use_pool(ngx_pool_t *pool);

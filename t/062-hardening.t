@@ -126,3 +126,56 @@ callback URL "http://127.0.0.1:
 --- must_die
 --- error_log
 invalid callback_allow "callback_allow=http://127.0.0.1:1/hook/../": its path has a dot segment
+
+
+
+=== TEST 3: LF in a key (decoded from the URI) is escaped in the log line that shows it: no forged line
+--- http_config
+    scripting_gate_zone  $script_id  zone=s:1m;
+--- config
+    location ~ (?s)^/k/(?<script_id>.+)$ {
+        scripting_gate zone=s limit=$arg_limit;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+    }
+--- request
+GET /k/a%0A2020/01/01%2012:00:00%20%5Bemerg%5D%201%231:%20FORGED%01%1b%5B2J?limit=x
+--- error_code: 404
+--- error_log
+scripting_gate: invalid limit "x" for key "a\x0A2020/01/01 12:00:00 [emerg] 1#1: FORGED\x01\x1B[2J"
+--- no_error_log eval
+[qr/^2020\/01\/01 12:00:00 \[emerg\]/, qr/\x1b/]
+
+
+
+=== TEST 4: LF in a key is escaped in the async "accepted" line, and a refused callback URL is shown escaped
+--- config
+    location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+        scripting_gate zone=s limit=2;
+        scripting_async zone=jobs pass=http://127.0.0.1:$TEST_NGINX_MOCK_PORT
+                        jobs_uri=/scripting-gate/jobs/
+                        callback_allow=http://127.0.0.1:1/hook/;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+http_get('/api/v2/scripts/x%0D%0AFORGED-KEY/y', method => 'GET',
+         headers => { 'Prefer' => 'respond-async' });
+# HTTP::Tiny refuses to send control bytes in a header
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                              PeerPort => ScriptingGate::Util::server_port(),
+                              Timeout => 5) or die "connect: $!";
+print $s "GET /api/v2/scripts/z HTTP/1.0\r\nHost: localhost\r\n"
+         . "Prefer: respond-async\r\n"
+         . "Callback-Url: http://127.0.0.1:1/hook/\x1b[2J\x7fFORGED-URL\r\n\r\n";
+my $answer = do { local $/; <$s> } // '';
+close $s;
+html_put('result.txt', ($answer =~ m{^HTTP/1\.\d (\d+)} ? $1 : 'none') . "\n");
+--- request
+GET /result.txt
+--- response_body
+400
+--- error_log
+key "x\x0D\x0AFORGED-KEY"
+callback URL "http://127.0.0.1:1/hook/\x1B[2J\x7FFORGED-URL" is not allowed
+--- no_error_log eval
+[qr/^FORGED/, qr/\x1b/]
