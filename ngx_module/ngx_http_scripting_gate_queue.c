@@ -14,16 +14,23 @@
  * ticket of its queue is granted the slot there and then (state HOLDING,
  * counted in "active"), so the limit holds whatever happens next.  Only
  * after unlocking does it tell the owner: a datagram with the ticket number
- * to the owner's unix socket (abstract name "nginx-scripting-gate/<pid>"),
- * or a posted event when the owner is itself.  The owner finds its waiting
- * request in a local rbtree by that number and resumes it.  One release
- * wakes exactly one waiter, in one worker: O(1), no herd, no polling.
+ * to the owner's unix socket (abstract name
+ * "nginx-scripting-gate/<pid>/<nonce>"), or a posted event when the owner
+ * is itself.  The nonce, 64 random bits drawn when the worker starts, is
+ * in the name because abstract names belong to the network namespace:
+ * instances in PID namespaces of their own (containers of one pod) have
+ * workers of the same pids.  The owner finds its waiting request in a
+ * local rbtree by that number and resumes it.  One release wakes exactly
+ * one waiter, in one worker: O(1), no herd, no polling.
  *
  * A wake-up is only a hint; the state it points to is in shared memory.
  * If a datagram cannot be sent, the owner is flagged "missed" and its
  * once-a-second sweep looks at all its waiters.  The same sweep gives back
- * the slots and queue places of workers that died without releasing them
- * (kill(pid, 0) says ESRCH), so a SIGKILLed worker never leaks a slot.
+ * the slots and queue places of workers that died without releasing them,
+ * so a SIGKILLed worker never leaks a slot.  A worker is alive while its
+ * socket is bound (a connect() to the name is not refused): a pid that
+ * has been reused, which kill(pid, 0) takes for the worker, has not the
+ * nonce.
  *
  * Each waiter also has a timer, for its queue timeout, or for the end of a
  * cool-down when the key is closed; the waiter at the head that wakes at
@@ -33,6 +40,7 @@
 
 #include "ngx_http_scripting_gate_shm.h"
 #include "ngx_http_scripting_gate_util.h"
+#include <sys/random.h>
 #include <sys/un.h>
 
 
@@ -50,6 +58,7 @@
 
 typedef struct {
     ngx_pid_t                          pid;
+    uint64_t                           nonce;
     ngx_uint_t                         id;
 } ngx_http_scripting_gate_note_t;
 
@@ -118,13 +127,14 @@ static void ngx_http_scripting_gate_sweep_handler(ngx_event_t *ev);
 static ngx_msec_t ngx_http_scripting_gate_estimate(
     ngx_http_scripting_gate_node_t *node);
 static void ngx_http_scripting_gate_socket_name(struct sockaddr_un *sun,
-    socklen_t *len, ngx_pid_t pid);
+    socklen_t *len, ngx_pid_t pid, uint64_t nonce);
 
 
 static ngx_rbtree_t        ngx_http_scripting_gate_waiters;
 static ngx_rbtree_node_t   ngx_http_scripting_gate_sentinel;
 static ngx_uint_t          ngx_http_scripting_gate_next_id;
 static ngx_connection_t   *ngx_http_scripting_gate_conn;
+static ngx_socket_t        ngx_http_scripting_gate_probe = (ngx_socket_t) -1;
 static ngx_event_t         ngx_http_scripting_gate_sweep_event;
 static ngx_array_t        *ngx_http_scripting_gate_zones;
 
@@ -934,6 +944,7 @@ ngx_http_scripting_gate_note(ngx_http_scripting_gate_notes_t *notes,
     }
 
     notes->note[notes->n].pid = t->proc->pid;
+    notes->note[notes->n].nonce = t->proc->nonce;
     notes->note[notes->n].id = t->id;
     notes->n++;
 }
@@ -971,7 +982,8 @@ ngx_http_scripting_gate_notify(ngx_http_scripting_gate_zone_t *zone,
             continue;
         }
 
-        ngx_http_scripting_gate_socket_name(&sun, &len, notes->note[i].pid);
+        ngx_http_scripting_gate_socket_name(&sun, &len, notes->note[i].pid,
+                                            notes->note[i].nonce);
 
         if (ngx_http_scripting_gate_conn
             && sendto(ngx_http_scripting_gate_conn->fd, &notes->note[i].id,
@@ -992,7 +1004,9 @@ ngx_http_scripting_gate_notify(ngx_http_scripting_gate_zone_t *zone,
              q = ngx_queue_next(q))
         {
             proc = ngx_queue_data(q, ngx_http_scripting_gate_proc_t, queue);
-            if (proc->pid == notes->note[i].pid) {
+            if (proc->pid == notes->note[i].pid
+                && proc->nonce == notes->note[i].nonce)
+            {
                 proc->missed = 1;
             }
         }
@@ -1213,7 +1227,7 @@ ngx_http_scripting_gate_estimate(ngx_http_scripting_gate_node_t *node)
 
 static void
 ngx_http_scripting_gate_socket_name(struct sockaddr_un *sun, socklen_t *len,
-    ngx_pid_t pid)
+    ngx_pid_t pid, uint64_t nonce)
 {
     u_char  *p;
 
@@ -1221,10 +1235,39 @@ ngx_http_scripting_gate_socket_name(struct sockaddr_un *sun, socklen_t *len,
     sun->sun_family = AF_UNIX;
 
     /* the abstract namespace: nothing in the file system to clean up */
-    p = ngx_sprintf((u_char *) sun->sun_path + 1, "nginx-scripting-gate/%P",
-                    pid);
+    p = ngx_sprintf((u_char *) sun->sun_path + 1,
+                    "nginx-scripting-gate/%P/%016xL", pid, nonce);
 
     *len = (socklen_t) (p - (u_char *) sun);
+}
+
+
+/* see the comment at the top; in doubt, alive */
+
+ngx_uint_t
+ngx_http_scripting_gate_proc_alive(ngx_http_scripting_gate_proc_t *proc)
+{
+    socklen_t           len;
+    struct sockaddr_un  sun;
+
+    if (kill(proc->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 0;
+    }
+
+    if (ngx_http_scripting_gate_probe == (ngx_socket_t) -1) {
+        return 1;
+    }
+
+    ngx_http_scripting_gate_socket_name(&sun, &len, proc->pid, proc->nonce);
+
+    if (connect(ngx_http_scripting_gate_probe, (struct sockaddr *) &sun, len)
+        == -1
+        && ngx_socket_errno == NGX_ECONNREFUSED)
+    {
+        return 0;
+    }
+
+    return 1;
 }
 
 
@@ -1247,18 +1290,19 @@ ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle,
     ngx_rbtree_init(&ngx_http_scripting_gate_waiters,
                     &ngx_http_scripting_gate_sentinel, ngx_rbtree_insert_value);
 
-    ngx_http_scripting_gate_zones = zones;
-    shm_zone = zones->elts;
+    if (getrandom(&ngx_http_scripting_gate_nonce, sizeof(uint64_t),
+                  GRND_NONBLOCK)
+        != (ssize_t) sizeof(uint64_t))
+    {
+        /* early at boot: not a reason to refuse to start */
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "scripting_gate: getrandom() failed, the wake-up "
+                      "socket is named from the time and ngx_random()");
 
-    for (i = 0; i < zones->nelts; i++) {
-        if (ngx_http_scripting_gate_proc_register(shm_zone[i]->data)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                          "scripting_gate: no memory to register the worker "
-                          "in zone \"%V\"", &shm_zone[i]->shm.name);
-            return NGX_ERROR;
-        }
+        ngx_http_scripting_gate_nonce = ((uint64_t) ngx_random() << 32)
+                                        ^ (uint64_t) ngx_random()
+                                        ^ ((uint64_t) ngx_time() << 20)
+                                        ^ ngx_current_msec;
     }
 
     fd = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -1268,7 +1312,8 @@ ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    ngx_http_scripting_gate_socket_name(&sun, &len, ngx_pid);
+    ngx_http_scripting_gate_socket_name(&sun, &len, ngx_pid,
+                                        ngx_http_scripting_gate_nonce);
 
     if (bind(fd, (struct sockaddr *) &sun, len) == -1
         || ngx_nonblocking(fd) == -1)
@@ -1294,6 +1339,31 @@ ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle,
         != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    /* without it, a worker whose pid is alive is taken for alive */
+
+    ngx_http_scripting_gate_probe = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+    if (ngx_http_scripting_gate_probe == (ngx_socket_t) -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_socket_errno,
+                      "scripting_gate: socket() failed");
+    }
+
+    /* registered once its socket is bound, not to be taken for dead */
+
+    ngx_http_scripting_gate_zones = zones;
+    shm_zone = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+        if (ngx_http_scripting_gate_proc_register(shm_zone[i]->data)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "scripting_gate: no memory to register the worker "
+                          "in zone \"%V\"", &shm_zone[i]->shm.name);
+            return NGX_ERROR;
+        }
     }
 
     ngx_http_scripting_gate_sweep_event.handler =
@@ -1328,6 +1398,11 @@ ngx_http_scripting_gate_queue_exit_process(ngx_cycle_t *cycle)
     if (ngx_http_scripting_gate_conn) {
         ngx_close_connection(ngx_http_scripting_gate_conn);
         ngx_http_scripting_gate_conn = NULL;
+    }
+
+    if (ngx_http_scripting_gate_probe != (ngx_socket_t) -1) {
+        (void) ngx_close_socket(ngx_http_scripting_gate_probe);
+        ngx_http_scripting_gate_probe = (ngx_socket_t) -1;
     }
 
     ngx_http_scripting_gate_zones = NULL;

@@ -66,6 +66,7 @@ struct ngx_http_scripting_gate_proc_s {
     ngx_queue_t                         queue;
     ngx_queue_t                         tickets;
     ngx_pid_t                           pid;
+    uint64_t                            nonce;      /* random, per start */
     ngx_uint_t                          missed;     /* a wake-up was lost */
     ngx_atomic_int_t                    requests;   /* its shares of ... */
     ngx_atomic_int_t                    retrying;   /* ... the retry budget */
@@ -119,11 +120,14 @@ void ngx_http_scripting_gate_ticket_free(ngx_http_scripting_gate_zone_t *zone,
     ngx_http_scripting_gate_ticket_t *t);
 ngx_uint_t ngx_http_scripting_gate_reclaim(ngx_http_scripting_gate_zone_t *zone,
     ngx_log_t *log);
+extern uint64_t  ngx_http_scripting_gate_nonce;
 
 /* queue.c: the worker's part, called by the gate module */
 ngx_int_t ngx_http_scripting_gate_queue_init_process(ngx_cycle_t *cycle,
     ngx_array_t *zones);
 void ngx_http_scripting_gate_queue_exit_process(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_scripting_gate_proc_alive(
+    ngx_http_scripting_gate_proc_t *proc);
 
 
 #endif /* _NGX_HTTP_SCRIPTING_GATE_SHM_H_INCLUDED_ */

@@ -32,6 +32,9 @@ ngx_msec_t  ngx_http_scripting_gate_buckets[NGX_HTTP_SCRIPTING_GATE_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, NGX_MAX_UINT32_VALUE
 };
 
+/* this worker's start: with its pid, it names the worker (queue.c) */
+uint64_t  ngx_http_scripting_gate_nonce;
+
 
 ngx_int_t
 ngx_http_scripting_gate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
@@ -310,6 +313,7 @@ ngx_http_scripting_gate_proc_register(ngx_http_scripting_gate_zone_t *zone)
 
     ngx_memzero(proc, sizeof(ngx_http_scripting_gate_proc_t));
     proc->pid = ngx_pid;
+    proc->nonce = ngx_http_scripting_gate_nonce;
     ngx_queue_init(&proc->tickets);
     ngx_queue_insert_tail(&zone->sh->procs, &proc->queue);
 
@@ -401,10 +405,7 @@ ngx_http_scripting_gate_reclaim(ngx_http_scripting_gate_zone_t *zone,
         next = ngx_queue_next(q);
         proc = ngx_queue_data(q, ngx_http_scripting_gate_proc_t, queue);
 
-        if (proc->pid == ngx_pid
-            || kill(proc->pid, 0) == 0
-            || ngx_errno != NGX_ESRCH)
-        {
+        if (proc == zone->proc || ngx_http_scripting_gate_proc_alive(proc)) {
             continue;
         }
 

@@ -3,7 +3,9 @@
 # the module's error-log lines; wake-up sockets named by pid and a
 # per-start nonce, so that two instances whose workers have the same pids
 # (containers of one pod: PID namespaces of their own, one network
-# namespace) both gate.
+# namespace) both gate, and a dead worker whose pid another process took
+# is still found dead.  The last two run nginx under unshare --pid (as
+# root; --map-root-user otherwise) and take a pid with nsenter.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
@@ -46,6 +48,65 @@ sub submit_cb {
                        headers => { 'Prefer' => 'respond-async',
                                     'Callback-Url' => $url });
     return $res->{status};
+}
+
+# an nginx of its own in a PID namespace of its own (its master is pid 1
+# there, its workers 2 and 3), in the test's network namespace; returns
+# the pid of unshare, whose death kills the namespace (--kill-child)
+sub start_in_pidns {
+    my ($name, $port, %o) = @_;
+    my $workers = $o{workers} || 2;
+    my $timeout = $o{queue_timeout} || '10s';
+    my $dir = servroot() . "/$name";
+    mkdir $dir;
+    mkdir "$dir/logs";
+    mkdir "$dir/conf";
+    my $modules = join '', map { "load_module $_;\n" }
+                           split ' ', $ENV{TEST_NGINX_LOAD_MODULES} // '';
+    open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
+    print $fh <<"_EOC_";
+${modules}worker_processes $workers;
+daemon off;
+master_process on;
+pid logs/nginx.pid;
+error_log logs/error.log info;
+events { worker_connections 256; }
+http {
+    access_log off;
+    scripting_gate_zone \$script_id zone=ns:1m;
+    server {
+        listen 127.0.0.1:$port;
+        location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
+            scripting_gate zone=ns limit=1 queue=50 queue_timeout=$timeout;
+            proxy_pass http://127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT};
+        }
+    }
+}
+_EOC_
+    close $fh;
+    my @user = $> == 0 ? () : ('--map-root-user');
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDOUT, '>', "$dir/logs/stdout";
+        open STDERR, '>&', \*STDOUT;
+        { exec 'unshare', '--pid', '--fork', '--kill-child', @user,
+               $ENV{TEST_NGINX_BINARY} || 'nginx', '-p', "$dir/",
+               '-c', "$dir/conf/nginx.conf" };
+        POSIX::_exit(127);
+    }
+    return $pid;
+}
+
+sub children {
+    my ($parent) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $l = <$fh> // '';
+        push @kids, $1 if $l =~ /^(\d+) \(.*?\) \S+ (\d+)/ && $2 == $parent;
+    }
+    return @kids;
 }
 
 run_tests();
@@ -179,3 +240,104 @@ key "x\x0D\x0AFORGED-KEY"
 callback URL "http://127.0.0.1:1/hook/\x1B[2J\x7FFORGED-URL" is not allowed
 --- no_error_log eval
 [qr/^FORGED/, qr/\x1b/]
+
+
+
+=== TEST 5: two instances whose workers have the same pids (PID namespaces of their own, one network namespace) both start and gate
+--- http_config
+--- config
+    location = /t { return 200; }
+--- init
+package main;
+my $p1 = ScriptingGate::Util::server_port() + 1;
+my $p2 = ScriptingGate::Util::server_port() + 2;
+ScriptingGate::Mock::reset();
+my @kids = (main::start_in_pidns('ns1', $p1), main::start_in_pidns('ns2', $p2));
+my $up = 0;
+for my $p ($p1, $p2) {
+    $up++ if wait_until(10, sub {
+        IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p", Timeout => 1) });
+}
+# the workers have started, or failed to, once the master says so
+sleep 1;
+my %out;
+for my $n (1, 2) {
+    my %st = ScriptingGate::Mock::burst(
+        port => $n == 1 ? $p1 : $p2, n => 8, timeout => 20,
+        paths => ["/api/v2/scripts/pidns$n?scriptDataVersion=1"],
+        headers => { 'X-Mock-Action' => '200/delay=100' });
+    my $k = ScriptingGate::Mock::key_stats("pidns$n:1:");
+    $out{$n} = join(' ', map { "$_ x $st{$_}" } sort keys %st)
+               . ", upstream peak $k->{peak_in_flight}";
+}
+# the workers' sockets: the same pids, two names each
+open my $u, '<', '/proc/net/unix';
+my %names;
+while (<$u>) { $names{$1}++ if m{\@nginx-scripting-gate/(2|3)/[0-9a-f]{16}\s*$} }
+close $u;
+my @err;
+for my $n ('ns1', 'ns2') {
+    open my $fh, '<', servroot() . "/$n/logs/error.log" or next;
+    push @err, "$n: $_" for grep { /\[(emerg|alert|crit)\]/ } <$fh>;
+}
+kill 'KILL', @kids;    # unshare ignores TERM; --kill-child
+waitpid($_, 0) for @kids;
+File::Path::remove_tree(map { servroot() . "/$_" } 'ns1', 'ns2');
+html_put('result.txt', "listening: $up\n"
+         . "instance 1: $out{1}\ninstance 2: $out{2}\n"
+         . "sockets of pid 2: " . ($names{2} // 0) . ", of pid 3: " . ($names{3} // 0) . "\n"
+         . join('', @err));
+--- request
+GET /result.txt
+--- response_body
+listening: 2
+instance 1: 200 x 8, upstream peak 1
+instance 2: 200 x 8, upstream peak 1
+sockets of pid 2: 2, of pid 3: 2
+--- timeout: 60
+
+
+
+=== TEST 6: a dead worker's pid taken by another process: what the worker held is still given back
+--- http_config
+--- config
+    location = /t { return 200; }
+--- init
+package main;
+my $port = ScriptingGate::Util::server_port() + 3;
+ScriptingGate::Mock::reset();
+my $kid = main::start_in_pidns('ns3', $port, workers => 1,
+                               queue_timeout => '4s');
+wait_until(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                           Timeout => 1) });
+my ($master) = main::children($kid);
+my ($worker) = main::children($master);
+# the worker, pid 2 in its namespace, holds the key's one slot
+my $bg = ScriptingGate::Util::background(
+    ["http://127.0.0.1:$port/api/v2/scripts/reuse?scriptDataVersion=1",
+     method => 'POST', body => '',    # HTTP::Tiny sends a GET again
+     headers => { 'X-Mock-Action' => '200/delay=8000' }]);
+wait_until(5, sub { ScriptingGate::Mock::key_stats('reuse:1:')->{in_flight} });
+kill 'KILL', $worker;
+wait_until(5, sub { !grep { $_ == $worker } main::children($master) });
+# at once, before the new worker's first sweep: another process of the
+# namespace gets pid 2, as a reused pid would
+my $taken = `nsenter -t $master -p -- sh -c 'echo 1 > /proc/sys/kernel/ns_last_pid; sleep 30 >/dev/null 2>&1 & echo \$!'`;
+chomp $taken;
+my $t0 = time;
+my $res = http_get("http://127.0.0.1:$port/api/v2/scripts/reuse?scriptDataVersion=1",
+                   timeout => 10);
+my $took = time - $t0;
+kill 'KILL', $kid;
+waitpid($kid, 0);
+ScriptingGate::Util::reap($bg);
+File::Path::remove_tree(servroot() . '/ns3');
+html_put('result.txt', "pid taken: $taken\n"
+         . "next request: $res->{status}"
+         . ($took < 3 ? " within the queue timeout" : " after $took s") . "\n");
+--- request
+GET /result.txt
+--- response_body
+pid taken: 2
+next request: 200 within the queue timeout
+--- timeout: 40
