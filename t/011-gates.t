@@ -133,13 +133,15 @@ my @arr = @{ ScriptingGate::Mock::key_stats('m::')->{arrivals_ms} };
 my $span = $arr[-1] - $arr[0];
 my $v = status_json('/status')->{zones}{v}{keys}{'/api/v2/scripts/m'};
 html_put('result.txt', client_report(%st)
-    . "span: " . ($span >= 970 ? "5 x 200 ms" : "$span ms") . "\n"
+    # without the rate the six would come within a few ms; the bound
+    # leaves room for a slow first connection (valgrind, a busy host)
+    . "span: " . ($span >= 800 ? "about 5 x 200 ms" : "$span ms") . "\n"
     . "rate: $v->{rate}\n");
 --- request
 GET /result.txt
 --- response_body
 200 x 6
-span: 5 x 200 ms
+span: about 5 x 200 ms
 rate: 5
 
 
