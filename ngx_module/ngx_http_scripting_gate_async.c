@@ -42,6 +42,33 @@ typedef struct {
 } ngx_http_scripting_gate_bytes_t;
 
 
+/*
+ * What the location's proxy would send and show, obeyed by its jobs:
+ * proxy_set_header with the proxy's defaults, proxy_pass_request_headers,
+ * and the answer's headers that proxy_hide_header and nginx itself hide,
+ * less those of proxy_pass_header.
+ */
+struct ngx_http_scripting_gate_async_proxy_s {
+    ngx_array_t                           headers;  /* ..._async_header_t */
+    ngx_array_t                           hide;     /* ngx_str_t */
+    ngx_flag_t                            pass_request_headers;
+};
+
+
+/* a header the proxy sets: the client's of that name is never passed */
+typedef struct {
+    ngx_str_t                             name;
+    ngx_http_complex_value_t             *value;    /* NULL: not sent */
+} ngx_http_scripting_gate_async_header_t;
+
+
+/* a location that takes submissions, as the merge saw it */
+typedef struct {
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
+    void                                     **loc_conf;
+} ngx_http_scripting_gate_async_location_t;
+
+
 /* a job's run, in the worker that accepted it */
 typedef struct {
     ngx_http_scripting_gate_curl_t        curl;     /* the upstream */
@@ -54,6 +81,7 @@ typedef struct {
     ngx_http_scripting_gate_jobs_zone_t  *jz;
     ngx_http_scripting_gate_retry_conf_t *rlcf;
     ngx_http_scripting_gate_async_conf_t *acf;
+    ngx_http_scripting_gate_async_proxy_t *proxy;
     u_char                   id[NGX_HTTP_SCRIPTING_GATE_JOB_ID_LEN];
     ngx_uint_t                            method;
     struct curl_slist                    *headers;
@@ -76,6 +104,9 @@ typedef struct {
     ngx_event_t                           retry;    /* a backoff */
     unsigned                              too_big:1;
     unsigned                              finished:1;
+    /* sent by the job: curl adds no default of its own */
+    unsigned                              accept:1;
+    unsigned                              content_type:1;
 } ngx_http_scripting_gate_run_t;
 
 
@@ -88,6 +119,15 @@ static ngx_http_scripting_gate_run_t *ngx_http_scripting_gate_async_run(
     ngx_str_t *callback, ngx_int_t *rc);
 static ngx_int_t ngx_http_scripting_gate_async_copy_request(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
+static ngx_int_t ngx_http_scripting_gate_async_client_headers(
+    ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
+static ngx_int_t ngx_http_scripting_gate_async_add_header(
+    ngx_http_scripting_gate_run_t *run, ngx_str_t *name, ngx_str_t *value);
+static ngx_uint_t ngx_http_scripting_gate_async_claimed(
+    ngx_http_scripting_gate_async_proxy_t *ap, u_char *name, size_t len);
+static ngx_uint_t ngx_http_scripting_gate_async_listed(ngx_array_t *names,
+    u_char *name, size_t len);
+static ngx_uint_t ngx_http_scripting_gate_async_forwarded(ngx_str_t *name);
 static ngx_int_t ngx_http_scripting_gate_async_copy_body(
     ngx_http_request_t *r, ngx_http_scripting_gate_run_t *run);
 static ngx_int_t ngx_http_scripting_gate_async_body_file(
@@ -147,6 +187,14 @@ static void *ngx_http_scripting_gate_async_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_scripting_gate_async_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_scripting_gate_async_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_scripting_gate_async_proxy_init(ngx_conf_t *cf);
+static ngx_array_t *ngx_http_scripting_gate_async_proxy_list(u_char *conf,
+    ngx_uint_t offset);
+static ngx_int_t ngx_http_scripting_gate_async_proxy_compile(ngx_conf_t *cf,
+    ngx_http_scripting_gate_async_proxy_t *ap, ngx_array_t *set);
+static ngx_int_t ngx_http_scripting_gate_async_proxy_hide(
+    ngx_http_scripting_gate_async_proxy_t *ap, ngx_str_t *name,
+    ngx_array_t *pass);
 static void ngx_http_scripting_gate_async_exit_process(ngx_cycle_t *cycle);
 
 
@@ -231,6 +279,39 @@ static ngx_str_t  ngx_http_scripting_gate_hop_by_hop_headers[] = {
     ngx_string("Transfer-Encoding"),
     ngx_string("Upgrade"),
     ngx_string("Content-Length"),
+    ngx_null_string
+};
+
+
+/*
+ * The headers nginx's proxy sets by default (ngx_http_proxy_headers[]):
+ * the client's are never passed.  The job sends none of them itself: its
+ * Host is that of "pass", as $proxy_host is proxy_pass's, and the others
+ * are curl's to send or not.
+ */
+static ngx_str_t  ngx_http_scripting_gate_proxy_headers[] = {
+    ngx_string("Host"),
+    ngx_string("Connection"),
+    ngx_string("Content-Length"),
+    ngx_string("Transfer-Encoding"),
+    ngx_string("TE"),
+    ngx_string("Keep-Alive"),
+    ngx_string("Expect"),
+    ngx_string("Upgrade"),
+    ngx_null_string
+};
+
+
+/* what nginx's proxy hides from a client by default, and so a replay */
+static ngx_str_t  ngx_http_scripting_gate_proxy_hide_headers[] = {
+    ngx_string("Date"),
+    ngx_string("Server"),
+    ngx_string("X-Pad"),
+    ngx_string("X-Accel-Expires"),
+    ngx_string("X-Accel-Redirect"),
+    ngx_string("X-Accel-Limit-Rate"),
+    ngx_string("X-Accel-Buffering"),
+    ngx_string("X-Accel-Charset"),
     ngx_null_string
 };
 
@@ -416,6 +497,13 @@ ngx_http_scripting_gate_async_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&amcf->locations, cf->pool, 4,
+                       sizeof(ngx_http_scripting_gate_async_location_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return amcf;
 }
 
@@ -434,6 +522,7 @@ ngx_http_scripting_gate_async_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     conf->proxy = NULL;
      *     conf->jobs = NULL;
      */
 
@@ -450,7 +539,33 @@ ngx_http_scripting_gate_async_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_scripting_gate_async_loc_conf_t *prev = parent;
     ngx_http_scripting_gate_async_loc_conf_t *conf = child;
 
+    ngx_http_conf_ctx_t                        *ctx;
+    ngx_http_scripting_gate_async_location_t   *loc;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
+
     ngx_conf_merge_ptr_value(conf->async, prev->async, NULL);
+
+    if (conf->async == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * the proxy's settings of the location are read once all are merged
+     * (postconfiguration): during a merge, cf->ctx holds the location's
+     */
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                         ngx_http_scripting_gate_async_module);
+
+    loc = ngx_array_push(&amcf->locations);
+    if (loc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = cf->ctx;
+
+    loc->alcf = conf;
+    loc->loc_conf = ctx->loc_conf;
 
     return NGX_CONF_OK;
 }
@@ -475,6 +590,10 @@ ngx_http_scripting_gate_async_off(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
 {
+    if (ngx_http_scripting_gate_async_proxy_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* registered after the retry's: a submission is taken before a retry */
 
     if (ngx_http_scripting_gate_add_handlers(cf,
@@ -487,6 +606,273 @@ ngx_http_scripting_gate_async_init(ngx_conf_t *cf)
 
     ngx_http_scripting_gate_next_defer = ngx_http_scripting_gate_defer;
     ngx_http_scripting_gate_defer = ngx_http_scripting_gate_async_defer;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The proxy's policy of each location that takes submissions, compiled
+ * once ngx_http_block() has merged every location (before it calls the
+ * postconfiguration handlers): the proxy module's settings are found
+ * through its directive table, as retry.c finds them, so that the module
+ * neither links against the proxy module (nginx may be built without it)
+ * nor assumes its configuration's layout.  Without the proxy module, the
+ * proxy's defaults apply.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_proxy_init(ngx_conf_t *cf)
+{
+    u_char                                     *conf;
+    ngx_str_t                                  *name;
+    ngx_uint_t                                  i, j, set, flag, hide, pass;
+    ngx_array_t                                *a, *unhide;
+    ngx_module_t                               *m;
+    ngx_command_t                              *cmd;
+    ngx_http_scripting_gate_async_proxy_t      *ap;
+    ngx_http_scripting_gate_async_location_t   *loc;
+    ngx_http_scripting_gate_async_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf,
+                                         ngx_http_scripting_gate_async_module);
+
+    if (amcf->locations.nelts == 0) {
+        return NGX_OK;
+    }
+
+    m = NULL;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        if (cf->cycle->modules[i]->type == NGX_HTTP_MODULE
+            && ngx_strcmp(cf->cycle->modules[i]->name,
+                          "ngx_http_proxy_module") == 0)
+        {
+            m = cf->cycle->modules[i];
+            break;
+        }
+    }
+
+    set = NGX_CONF_UNSET_UINT;
+    flag = NGX_CONF_UNSET_UINT;
+    hide = NGX_CONF_UNSET_UINT;
+    pass = NGX_CONF_UNSET_UINT;
+
+    for (cmd = m ? m->commands : NULL; cmd && cmd->name.len; cmd++) {
+
+        if (cmd->conf != NGX_HTTP_LOC_CONF_OFFSET) {
+            continue;
+        }
+
+        if (cmd->set == ngx_conf_set_keyval_slot
+            && ngx_strcmp(cmd->name.data, "proxy_set_header") == 0)
+        {
+            set = cmd->offset;
+
+        } else if (cmd->set == ngx_conf_set_flag_slot
+                   && ngx_strcmp(cmd->name.data, "proxy_pass_request_headers")
+                      == 0)
+        {
+            flag = cmd->offset;
+
+        } else if (cmd->set == ngx_conf_set_str_array_slot
+                   && ngx_strcmp(cmd->name.data, "proxy_hide_header") == 0)
+        {
+            hide = cmd->offset;
+
+        } else if (cmd->set == ngx_conf_set_str_array_slot
+                   && ngx_strcmp(cmd->name.data, "proxy_pass_header") == 0)
+        {
+            pass = cmd->offset;
+        }
+    }
+
+    loc = amcf->locations.elts;
+
+    for (i = 0; i < amcf->locations.nelts; i++) {
+
+        ap = ngx_pcalloc(cf->pool,
+                         sizeof(ngx_http_scripting_gate_async_proxy_t));
+        if (ap == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_array_init(&ap->headers, cf->pool, 12,
+                           sizeof(ngx_http_scripting_gate_async_header_t))
+            != NGX_OK
+            || ngx_array_init(&ap->hide, cf->pool, 10, sizeof(ngx_str_t))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        conf = m ? loc[i].loc_conf[m->ctx_index] : NULL;
+
+        ap->pass_request_headers = 1;
+
+        if (conf && flag != NGX_CONF_UNSET_UINT) {
+            ap->pass_request_headers = *(ngx_flag_t *) (conf + flag);
+        }
+
+        a = ngx_http_scripting_gate_async_proxy_list(conf, set);
+
+        if (ngx_http_scripting_gate_async_proxy_compile(cf, ap, a) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        unhide = ngx_http_scripting_gate_async_proxy_list(conf, pass);
+
+        for (name = ngx_http_scripting_gate_proxy_hide_headers; name->len;
+             name++)
+        {
+            if (ngx_http_scripting_gate_async_proxy_hide(ap, name, unhide)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        a = ngx_http_scripting_gate_async_proxy_list(conf, hide);
+
+        if (a) {
+            name = a->elts;
+
+            for (j = 0; j < a->nelts; j++) {
+                if (ngx_http_scripting_gate_async_proxy_hide(ap, &name[j],
+                                                             unhide)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+            }
+        }
+
+        loc[i].alcf->proxy = ap;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A list of the proxy's loc conf, NULL when there is none: one that no
+ * level set stays NGX_CONF_UNSET_PTR after the merge (proxy_hide_header,
+ * proxy_pass_header), or is NULL (proxy_set_header).
+ */
+
+static ngx_array_t *
+ngx_http_scripting_gate_async_proxy_list(u_char *conf, ngx_uint_t offset)
+{
+    ngx_array_t  *a;
+
+    if (conf == NULL || offset == NGX_CONF_UNSET_UINT) {
+        return NULL;
+    }
+
+    a = *(ngx_array_t **) (conf + offset);
+
+    return (a == NGX_CONF_UNSET_PTR) ? NULL : a;
+}
+
+
+/*
+ * The location's proxy_set_header list, in its order, each value a complex
+ * value evaluated per submission; then the proxy's defaults it does not
+ * override.  A header whose value is empty, or that belongs to the
+ * connection, is not sent, and neither is the client's of that name.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_proxy_compile(ngx_conf_t *cf,
+    ngx_http_scripting_gate_async_proxy_t *ap, ngx_array_t *set)
+{
+    ngx_str_t                                *name;
+    ngx_uint_t                                i;
+    ngx_keyval_t                             *kv;
+    ngx_http_compile_complex_value_t          ccv;
+    ngx_http_scripting_gate_async_header_t   *hd;
+
+    static ngx_str_t  expect = ngx_string("Expect");
+
+    kv = set ? set->elts : NULL;
+
+    for (i = 0; set && i < set->nelts; i++) {
+
+        hd = ngx_array_push(&ap->headers);
+        if (hd == NULL) {
+            return NGX_ERROR;
+        }
+
+        hd->name = kv[i].key;
+        hd->value = NULL;
+
+        if (kv[i].value.len == 0
+            || ngx_http_scripting_gate_hop_by_hop(&kv[i].key)
+            || (kv[i].key.len == expect.len
+                && ngx_strncasecmp(kv[i].key.data, expect.data, expect.len)
+                   == 0))
+        {
+            continue;
+        }
+
+        hd->value = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (hd->value == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &kv[i].value;
+        ccv.complex_value = hd->value;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    for (name = ngx_http_scripting_gate_proxy_headers; name->len; name++) {
+
+        if (ngx_http_scripting_gate_async_claimed(ap, name->data, name->len)) {
+            continue;
+        }
+
+        hd = ngx_array_push(&ap->headers);
+        if (hd == NULL) {
+            return NGX_ERROR;
+        }
+
+        hd->name = *name;
+        hd->value = NULL;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a header of the answer not replayed, unless proxy_pass_header names it */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_proxy_hide(
+    ngx_http_scripting_gate_async_proxy_t *ap, ngx_str_t *name,
+    ngx_array_t *pass)
+{
+    ngx_str_t  *s;
+
+    if (ngx_http_scripting_gate_async_listed(&ap->hide, name->data, name->len)
+        || (pass
+            && ngx_http_scripting_gate_async_listed(pass, name->data,
+                                                    name->len)))
+    {
+        return NGX_OK;
+    }
+
+    s = ngx_array_push(&ap->hide);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    *s = *name;
 
     return NGX_OK;
 }
@@ -840,14 +1226,18 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     ngx_http_scripting_gate_async_conf_t *acf, ngx_str_t *callback,
     ngx_int_t *rc)
 {
-    u_char                         *p;
-    u_char                          owner[
+    u_char                                    *p;
+    u_char                                     owner[
                                         NGX_HTTP_SCRIPTING_GATE_JOB_OWNER_LEN];
-    ngx_str_t                       key, method, uri;
-    ngx_pool_t                     *pool;
-    ngx_http_scripting_gate_run_t  *run;
+    ngx_str_t                                  key, method, uri;
+    ngx_pool_t                                *pool;
+    ngx_http_scripting_gate_run_t             *run;
+    ngx_http_scripting_gate_async_loc_conf_t  *alcf;
 
     *rc = NGX_ERROR;
+
+    alcf = ngx_http_get_module_loc_conf(r,
+                                        ngx_http_scripting_gate_async_module);
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
@@ -867,6 +1257,7 @@ ngx_http_scripting_gate_async_run(ngx_http_request_t *r,
     run->rlcf = ngx_http_get_module_loc_conf(r,
                                         ngx_http_scripting_gate_retry_module);
     run->acf = acf;
+    run->proxy = alcf->proxy;
     run->method = r->method;
     run->started = ngx_current_msec;
 
@@ -992,19 +1383,25 @@ failed:
 }
 
 
-/* the upstream request, as curl will send it on every attempt */
+/*
+ * The upstream request, as curl will send it on every attempt, with the
+ * headers the location's proxy would send: its proxy_set_header ones
+ * first, then, with proxy_pass_request_headers, the client's that it does
+ * not set, but those of the connection and those of this protocol.
+ */
 
 static ngx_int_t
 ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
     ngx_http_scripting_gate_run_t *run)
 {
-    u_char             *p, *url;
-    CURL               *easy;
-    ngx_int_t           rc;
-    ngx_uint_t          i, content_type;
-    ngx_list_part_t    *part;
-    ngx_table_elt_t    *h;
-    struct curl_slist  *list;
+    u_char                                  *p, *url;
+    CURL                                    *easy;
+    ngx_int_t                                rc;
+    ngx_str_t                                value;
+    ngx_uint_t                               i;
+    struct curl_slist                       *list;
+    ngx_http_scripting_gate_async_proxy_t   *ap;
+    ngx_http_scripting_gate_async_header_t  *hd;
 
     url = ngx_pnalloc(run->pool, run->acf->pass.len + r->unparsed_uri.len + 1);
     if (url == NULL) {
@@ -1015,64 +1412,47 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
     p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
     *p = '\0';
 
-    content_type = 0;
+    ap = run->proxy;
+    hd = ap->headers.elts;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    for (i = 0; i < ap->headers.nelts; i++) {
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (ngx_http_scripting_gate_hop_by_hop(&h[i].key)
-            || (h[i].key.len == 4
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Host", 4) == 0)
-            || (h[i].key.len == 6
-                && (ngx_strncasecmp(h[i].key.data, (u_char *) "Expect", 6)
-                    == 0
-                    || ngx_strncasecmp(h[i].key.data, (u_char *) "Prefer", 6)
-                       == 0))
-            || (h[i].key.len == sizeof("Callback-Url") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Callback-Url",
-                                   sizeof("Callback-Url") - 1) == 0))
-        {
+        if (hd[i].value == NULL) {
             continue;
         }
 
-        if (h[i].key.len == sizeof("Content-Type") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Type",
-                               sizeof("Content-Type") - 1) == 0)
+        if (ngx_http_complex_value(r, hd[i].value, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (value.len == 0) {
+            /* as with proxy_pass: an empty value is not sent */
+            continue;
+        }
+
+        /* a line of its own, and a C string for curl */
+
+        if (ngx_strlchr(value.data, value.data + value.len, CR)
+            || ngx_strlchr(value.data, value.data + value.len, LF)
+            || ngx_strlchr(value.data, value.data + value.len, '\0'))
         {
-            content_type = 1;
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "scripting_async: the value of \"%V\" has a line "
+                          "break or a NUL, it is not sent", &hd[i].name);
+            continue;
         }
 
-        p = ngx_pnalloc(run->pool, h[i].key.len + 2 + h[i].value.len + 1);
-        if (p == NULL) {
+        if (ngx_http_scripting_gate_async_add_header(run, &hd[i].name, &value)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
+    }
 
-        if (h[i].value.len) {
-            ngx_sprintf(p, "%V: %V%Z", &h[i].key, &h[i].value);
-
-        } else {
-            /* "Name:" would tell curl to remove the header */
-            ngx_sprintf(p, "%V;%Z", &h[i].key);
-        }
-
-        list = curl_slist_append(run->headers, (char *) p);
-        if (list == NULL) {
-            return NGX_ERROR;
-        }
-
-        run->headers = list;
+    if (ap->pass_request_headers
+        && ngx_http_scripting_gate_async_client_headers(r, run) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     /* no 100-continue round trip, and none of curl's own defaults */
@@ -1084,8 +1464,17 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
 
     run->headers = list;
 
-    if (!content_type) {
+    if (!run->content_type) {
         list = curl_slist_append(run->headers, "Content-Type:");
+        if (list == NULL) {
+            return NGX_ERROR;
+        }
+
+        run->headers = list;
+    }
+
+    if (!run->accept) {
+        list = curl_slist_append(run->headers, "Accept:");
         if (list == NULL) {
             return NGX_ERROR;
         }
@@ -1158,6 +1547,179 @@ ngx_http_scripting_gate_async_copy_request(ngx_http_request_t *r,
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, (char *) p);
 
     return NGX_OK;
+}
+
+
+/*
+ * The client's headers that the proxy passes unchanged: not those it sets
+ * or removes, nor those of the connection, of this protocol, or that say
+ * where the request came from.
+ */
+
+static ngx_int_t
+ngx_http_scripting_gate_async_client_headers(ngx_http_request_t *r,
+    ngx_http_scripting_gate_run_t *run)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_scripting_gate_hop_by_hop(&h[i].key)
+            || ngx_http_scripting_gate_async_claimed(run->proxy, h[i].key.data,
+                                                     h[i].key.len)
+            || ngx_http_scripting_gate_async_forwarded(&h[i].key))
+        {
+            continue;
+        }
+
+        if (ngx_http_scripting_gate_async_add_header(run, &h[i].key,
+                                                     &h[i].value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_scripting_gate_async_add_header(ngx_http_scripting_gate_run_t *run,
+    ngx_str_t *name, ngx_str_t *value)
+{
+    u_char             *p;
+    struct curl_slist  *list;
+
+    p = ngx_pnalloc(run->pool, name->len + 2 + value->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (value->len) {
+        ngx_sprintf(p, "%V: %V%Z", name, value);
+
+    } else {
+        /* "Name:" would tell curl to remove the header */
+        ngx_sprintf(p, "%V;%Z", name);
+    }
+
+    list = curl_slist_append(run->headers, (char *) p);
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    run->headers = list;
+
+    /* curl's defaults for these are not to be sent */
+
+    if (name->len == sizeof("Accept") - 1
+        && ngx_strncasecmp(name->data, (u_char *) "Accept",
+                           sizeof("Accept") - 1) == 0)
+    {
+        run->accept = 1;
+
+    } else if (name->len == sizeof("Content-Type") - 1
+               && ngx_strncasecmp(name->data, (u_char *) "Content-Type",
+                                  sizeof("Content-Type") - 1) == 0)
+    {
+        run->content_type = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/* one of the proxy's own headers: set, removed or left to the transport */
+
+static ngx_uint_t
+ngx_http_scripting_gate_async_claimed(ngx_http_scripting_gate_async_proxy_t *ap,
+    u_char *name, size_t len)
+{
+    ngx_uint_t                               i;
+    ngx_http_scripting_gate_async_header_t  *hd;
+
+    hd = ap->headers.elts;
+
+    for (i = 0; i < ap->headers.nelts; i++) {
+        if (hd[i].name.len == len
+            && ngx_strncasecmp(hd[i].name.data, name, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_scripting_gate_async_listed(ngx_array_t *names, u_char *name,
+    size_t len)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    s = names->elts;
+
+    for (i = 0; i < names->nelts; i++) {
+        if (s[i].len == len && ngx_strncasecmp(s[i].data, name, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A header of this protocol (Prefer, Callback-Url), or one that says where
+ * the request came from: the client's is never believed, and only the
+ * location's proxy_set_header sends one, with the value nginx gives it.
+ */
+
+static ngx_uint_t
+ngx_http_scripting_gate_async_forwarded(ngx_str_t *name)
+{
+    ngx_str_t  *s;
+
+    static ngx_str_t  names[] = {
+        ngx_string("Prefer"),
+        ngx_string("Callback-Url"),
+        ngx_string("Forwarded"),
+        ngx_string("X-Real-IP"),
+        ngx_null_string
+    };
+
+    if (name->len >= sizeof("X-Forwarded-") - 1
+        && ngx_strncasecmp(name->data, (u_char *) "X-Forwarded-",
+                           sizeof("X-Forwarded-") - 1) == 0)
+    {
+        return 1;
+    }
+
+    for (s = names; s->len; s++) {
+        if (name->len == s->len
+            && ngx_strncasecmp(name->data, s->data, s->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -2015,7 +2577,8 @@ ngx_http_scripting_gate_async_header_cb(char *p, size_t size, size_t n,
 {
     ngx_http_scripting_gate_run_t *run = data;
 
-    size_t  len;
+    u_char  *colon;
+    size_t   len;
 
     len = size * n;
 
@@ -2033,6 +2596,17 @@ ngx_http_scripting_gate_async_header_cb(char *p, size_t size, size_t n,
         && ngx_http_scripting_gate_async_cookie((u_char *) p, len))
     {
         /* a session of the upstream's is no part of a result to share */
+        return len;
+    }
+
+    /* what the location's proxy would hide is not even stored */
+
+    colon = ngx_strlchr((u_char *) p, (u_char *) p + len, ':');
+
+    if (colon
+        && ngx_http_scripting_gate_async_listed(&run->proxy->hide, (u_char *) p,
+                                                colon - (u_char *) p))
+    {
         return len;
     }
 

@@ -36,6 +36,8 @@ typedef struct ngx_http_scripting_gate_jobs_zone_s
     ngx_http_scripting_gate_jobs_zone_t;
 typedef struct ngx_http_scripting_gate_async_conf_s
     ngx_http_scripting_gate_async_conf_t;
+typedef struct ngx_http_scripting_gate_async_proxy_s
+    ngx_http_scripting_gate_async_proxy_t;
 
 
 /* a job in shared memory; its strings follow it in the same allocation */
@@ -113,11 +115,13 @@ struct ngx_http_scripting_gate_async_conf_s {
 /* the async module's configuration */
 typedef struct {
     ngx_array_t                            jobs_zones; /* ..._jobs_zone_t * */
+    ngx_array_t                            locations;  /* with submissions */
 } ngx_http_scripting_gate_async_main_conf_t;
 
 
 typedef struct {
     ngx_http_scripting_gate_async_conf_t  *async;      /* scripting_async */
+    ngx_http_scripting_gate_async_proxy_t *proxy;      /* its proxy's policy */
     ngx_shm_zone_t                        *jobs;       /* the jobs endpoint */
 } ngx_http_scripting_gate_async_loc_conf_t;
 

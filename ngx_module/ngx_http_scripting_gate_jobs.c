@@ -1366,7 +1366,8 @@ ngx_http_scripting_gate_job_owned(ngx_http_request_t *r,
 
 /*
  * The upstream's answer, replayed: its status, its headers (but those of
- * the connection, and Content-Length, which is ours), its body.  A job
+ * the connection, and Content-Length, which is ours; those the location's
+ * proxy hides were not stored), its body.  A job
  * still under way answers 202 with its state; one that failed without an
  * answer, 502 with its state.
  */
@@ -1497,6 +1498,21 @@ ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
 #if (nginx_version >= 1023000)
                 h->next = NULL;
 #endif
+
+                /* stored with proxy_pass_header: nginx adds no other */
+
+                if (name.len == sizeof("Date") - 1
+                    && ngx_strncasecmp(name.data, (u_char *) "Date",
+                                       name.len) == 0)
+                {
+                    r->headers_out.date = h;
+
+                } else if (name.len == sizeof("Server") - 1
+                           && ngx_strncasecmp(name.data, (u_char *) "Server",
+                                              name.len) == 0)
+                {
+                    r->headers_out.server = h;
+                }
             }
         }
 
@@ -1511,8 +1527,7 @@ ngx_http_scripting_gate_jobs_result(ngx_http_request_t *r,
 
 /*
  * A replayed header: a token for a name, no control characters in the
- * value, and none of those nginx sets itself (Date, Server) or that belong
- * to the upstream connection.
+ * value, and none of those that belong to the upstream connection.
  */
 
 static ngx_uint_t
@@ -1525,13 +1540,7 @@ ngx_http_scripting_gate_jobs_header_ok(ngx_str_t *name, ngx_str_t *value)
         "!#$%&'*+-.^_`|~0123456789"
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-    if (name->len == 0
-        || ngx_http_scripting_gate_hop_by_hop(name)
-        || (name->len == 4
-            && ngx_strncasecmp(name->data, (u_char *) "Date", 4) == 0)
-        || (name->len == 6
-            && ngx_strncasecmp(name->data, (u_char *) "Server", 6) == 0))
-    {
+    if (name->len == 0 || ngx_http_scripting_gate_hop_by_hop(name)) {
         return 0;
     }
 
