@@ -240,3 +240,29 @@ no credentials: 401 {"error":"invalid_client","description":"client authenticati
 password grant: 400 {"error":"unsupported_grant_type","description":"grant type not supported","error_description":"grant type not supported"}
 GET: 404
 tokens=1 requests=0
+
+
+
+=== TEST 14: the request's headers come back as JSON, in order, repeats kept (X-Mock-Echo-Headers: 1, or the action "headers")
+--- config
+--- init
+package main;
+use JSON::PP qw(decode_json);
+my $show = sub {
+    my ($res) = @_;
+    my $all = eval { decode_json($res->{content}) };
+    $all = [] if ref $all ne 'ARRAY';
+    return "$res->{status} $res->{headers}{'content-type'} "
+           . join(' ', map { "$_->[0]=$_->[1]" }
+                       grep { $_->[0] =~ /^X-[AB]$/ } @$all) . "\n";
+};
+my $one = mock_get('/api/v2/scripts/abc', 'X-Mock-Echo-Headers' => 1,
+                   'X-A' => ['1', '2']);
+my $two = mock_get('/api/v2/scripts/abc', 'X-Mock-Action' => '200/headers',
+                   'X-B' => 'b');
+html_put('result.txt', $show->($one) . $show->($two));
+--- request
+GET /result.txt
+--- response_body
+200 application/json X-A=1 X-A=2
+200 application/json X-B=b

@@ -92,6 +92,7 @@ typedef struct {
     int   ra_junk;      /* Retry-After: soon */
     int   delay;        /* ms, -1: the default */
     int   echo;
+    int   echo_headers; /* the request's headers, as JSON */
     long  size;         /* -1: the usual body */
     int   reset;
 } action_t;
@@ -398,6 +399,8 @@ parse_action(const char *s, action_t *a)
             a->reset = 1;
         } else if (strcasecmp(tok, "echo") == 0) {
             a->echo = 1;
+        } else if (strcasecmp(tok, "headers") == 0) {
+            a->echo_headers = 1;
         } else if (strcasecmp(tok, "ra=none") == 0) {
             a->ra = -1;
             ra_set = 1;
@@ -665,6 +668,32 @@ json_safe(const char *s, char *buf, size_t size)
 }
 
 
+/* [["Name","value"],...]: the request's headers, in order, repeats kept */
+
+static void
+echo_headers(struct evhttp_request *req, struct evbuffer *out)
+{
+    struct evkeyval  *kv;
+    json_t           *all;
+    char             *s;
+
+    all = json_array();
+
+    for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv;
+         kv = kv->next.tqe_next)
+    {
+        json_array_append_new(all, json_pack("[ss]", kv->key, kv->value));
+    }
+
+    s = json_dumps(all, JSON_COMPACT);
+    if (s) {
+        evbuffer_add(out, s, strlen(s));
+        free(s);
+    }
+    json_decref(all);
+}
+
+
 static void
 answer(pending_t *p)
 {
@@ -696,7 +725,11 @@ answer(pending_t *p)
 
     add_id(req, id);
 
-    if (p->a.echo) {
+    if (p->a.echo_headers) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        echo_headers(req, scratch);
+
+    } else if (p->a.echo) {
         in = evhttp_request_get_input_buffer(req);
         type = evhttp_find_header(evhttp_request_get_input_headers(req),
                                   "Content-Type");
@@ -1159,6 +1192,11 @@ scripts(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
     }
     if ((sv = evhttp_find_header(hin, "X-Mock-Echo")) && num(sv, 0) > 0) {
         pd->a.echo = 1;
+    }
+    if ((sv = evhttp_find_header(hin, "X-Mock-Echo-Headers"))
+        && num(sv, 0) > 0)
+    {
+        pd->a.echo_headers = 1;
     }
     if ((sv = evhttp_find_header(hin, "X-Mock-Size"))) {
         pd->a.size = num(sv, -1);
