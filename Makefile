@@ -126,7 +126,8 @@ test: deps build $(ASAN_MODULE) $(DEB) $(SDK_STAMP)
 	@sh t/run.sh
 	@ASAN=1 TEST_FILES="t/010-gate.t t/011-gates.t t/020-retry.t \
 	    t/021-retry-features.t t/030-async.t t/031-async-connections.t \
-	    t/033-async-security.t t/040-stats.t t/060-hostile.t" sh t/run.sh
+	    t/033-async-security.t t/034-async-proxy-headers.t t/040-stats.t \
+	    t/060-hostile.t" sh t/run.sh
 	@STATIC_OPTIONAL=1 TEST_FILES="t/010-gate.t t/011-gates.t t/020-retry.t \
 	    t/021-retry-features.t t/040-stats.t" sh tools/static-check.sh
 
