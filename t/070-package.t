@@ -267,8 +267,8 @@ GET /result.txt
 started
 first: 200 {"id":"pkg","name":"Script pkg","versionId":"1"}
 after a 429: 200 {"id":"pkg","name":"Script pkg","versionId":"2"}
-pkg:1 {"passed":1,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0}
-pkg:2 {"passed":2,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":1,"retries":1,"limit":2,"active":0,"queued":0,"cooldown_ms":0}
+pkg:1 {"passed":1,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":0,"retries":0,"limit":2,"active":0,"queued":0,"cooldown_ms":0,"effective_limit":2,"limit_decreases":0,"limit_increases":0}
+pkg:2 {"passed":2,"queued_total":0,"rejected":0,"timed_out":0,"upstream_429":1,"retries":1,"limit":2,"active":0,"queued":0,"cooldown_ms":0,"effective_limit":2,"limit_decreases":0,"limit_increases":0}
 stopped: yes
 --- timeout: 10
 
