@@ -733,10 +733,6 @@ ngx_http_scripting_gate_passed(ngx_http_scripting_gate_t *g,
 
     g->next++;
 
-    if (g->next == g->nholds) {
-        g->held = 1;
-    }
-
     return NGX_OK;
 }
 
@@ -772,12 +768,10 @@ ngx_http_scripting_gate_release(ngx_http_scripting_gate_t *g)
 
     for (i = 0; i < g->nholds; i++) {
         h = &g->holds[i];
-        h->outcome = g->outcome;
         h->zone->backend->release(h);
     }
 
     g->next = 0;
-    g->held = 0;
     g->outcome = 0;
 }
 
@@ -976,7 +970,10 @@ ngx_http_scripting_gate_header_filter(ngx_http_request_t *r)
     if (r == r->main && r->upstream) {
         ctx = ngx_http_scripting_gate_get_ctx(r, 0);
 
-        if (ctx && ctx->gate.held && ctx->gate.outcome == 0) {
+        if (ctx
+            && ngx_http_scripting_gate_holding(&ctx->gate)
+            && ctx->gate.outcome == 0)
+        {
             ngx_http_scripting_gate_answered(&ctx->gate,
                                              r->headers_out.status);
         }
@@ -1004,7 +1001,11 @@ ngx_http_scripting_gate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
         return ctx;
     }
 
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+    /*
+     * only an internal redirect zeroes r->ctx: otherwise, a context not
+     * found there does not exist (the filters ask on every answer)
+     */
+    for (cln = r->internal ? r->pool->cleanup : NULL; cln; cln = cln->next) {
         if (cln->handler == ngx_http_scripting_gate_cleanup) {
             ctx = cln->data;
             ngx_http_set_ctx(r, ctx, ngx_http_scripting_gate_module);

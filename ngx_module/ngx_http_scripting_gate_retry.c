@@ -947,7 +947,7 @@ ngx_http_scripting_gate_retry_answer(ngx_http_scripting_gate_t *g,
     ngx_http_scripting_gate_retry_conf_t *rlcf, ngx_uint_t status,
     ngx_int_t rc, ngx_msec_t ra)
 {
-    if (g == NULL || !g->held) {
+    if (g == NULL || !ngx_http_scripting_gate_holding(g)) {
         return;
     }
 
@@ -1054,7 +1054,9 @@ ngx_http_scripting_gate_retry_header_filter(ngx_http_request_t *r)
 
     g = ngx_http_scripting_gate_get(r, 0);
 
-    if (g && g->held && g->outcome == 0 && r->upstream) {
+    if (g && ngx_http_scripting_gate_holding(g)
+        && g->outcome == 0 && r->upstream)
+    {
         ra = 0;
         rc = ngx_http_scripting_gate_retry_after(r, rlcf, status, &ra);
         ngx_http_scripting_gate_retry_answer(g, rlcf, status, rc, ra);
@@ -1181,7 +1183,11 @@ ngx_http_scripting_gate_retry_ctx(ngx_http_request_t *r, ngx_uint_t create)
         return ctx;
     }
 
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+    /*
+     * only an internal redirect zeroes r->ctx: otherwise, a context not
+     * found there does not exist (the filters ask on every answer)
+     */
+    for (cln = r->internal ? r->pool->cleanup : NULL; cln; cln = cln->next) {
         if (cln->handler == ngx_http_scripting_gate_retry_cleanup) {
             ctx = cln->data;
             ngx_http_set_ctx(r, ctx, ngx_http_scripting_gate_retry_module);
