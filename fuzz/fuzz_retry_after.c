@@ -299,7 +299,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     g->holds = &g->first;
     g->nholds = 1;
-    g->held = 1;
+    g->next = 1;    /* its one slot is held */
 
     g->first.zone = &fuzz_zone;
     g->first.conf = &fuzz_gate_conf;

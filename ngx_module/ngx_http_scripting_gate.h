@@ -144,7 +144,6 @@ struct ngx_http_scripting_gate_hold_s {
     ngx_msec_t                          wait;       /* ms queued, in all */
     ngx_msec_t                          retry_after; /* for a refusal */
     ngx_uint_t                          status;     /* ..._PASSED... */
-    ngx_uint_t                          outcome;    /* upstream status */
     ngx_event_t                         event;
     ngx_http_scripting_gate_hold_pt     handler;
     unsigned                            waiting:1;
@@ -171,7 +170,6 @@ struct ngx_http_scripting_gate_s {
     ngx_uint_t                          status;     /* ..._PASSED... */
     ngx_msec_t                          retry_after; /* for a refusal */
     ngx_uint_t                          outcome;    /* upstream status */
-    unsigned                            held:1;     /* every slot */
     unsigned                            retry:1;    /* ahead of newcomers */
     unsigned                            cooling:1;  /* refused: cool-down */
     unsigned                            dry_run:1;
@@ -196,6 +194,11 @@ struct ngx_http_scripting_gate_backend_s {
                            ngx_http_scripting_gate_zone_stats_t *z);
     void       (*reset)(ngx_http_scripting_gate_zone_t *zone);
 };
+
+
+/* the request holds a slot at every gate */
+#define ngx_http_scripting_gate_holding(g)                                   \
+    ((g)->nholds && (g)->next == (g)->nholds)
 
 
 extern ngx_module_t  ngx_http_scripting_gate_module;

@@ -539,8 +539,8 @@ ngx_http_scripting_gate_shm_release(ngx_http_scripting_gate_hold_t *g)
     now = ngx_current_msec;
     notes.n = 0;
 
-    outcome = g->outcome;
-    g->outcome = 0;
+    /* the set's, told by answered(); the set clears it after release */
+    outcome = g->gate->outcome;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
