@@ -34,10 +34,10 @@ DEB         := $(BUILD)/deb/libnginx-mod-http-scripting-gate_$(VERSION)_$(DEB_AR
 # what each target needs from Debian; every target installs what is missing
 # (tools/deps.sh), or names the apt-get command that does
 BUILD_PACKAGES := nginx nginx-dev libjansson-dev libcurl4-openssl-dev \
-                  libevent-dev gcc make
+                  libhiredis-dev libevent-dev gcc make
 DEB_BUILD_PACKAGES := $(BUILD_PACKAGES) build-essential debhelper dpkg-dev
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) libtest-base-perl tini wrk curl openssl \
-                chromium prometheus
+                chromium prometheus redis-server
 
 CFLAGS_MOCK := -O2 -g -Wall -Wextra
 

@@ -43,6 +43,9 @@ typedef struct ngx_http_scripting_gate_shctx_s
 typedef struct ngx_http_scripting_gate_proc_s  ngx_http_scripting_gate_proc_t;
 typedef struct ngx_http_scripting_gate_ticket_s
     ngx_http_scripting_gate_ticket_t;
+typedef struct ngx_http_scripting_gate_redis_s  ngx_http_scripting_gate_redis_t;
+typedef struct ngx_http_scripting_gate_remote_s
+    ngx_http_scripting_gate_remote_t;
 
 /* slots granted (rc NGX_OK) or refused after a wait in a queue */
 typedef void (*ngx_http_scripting_gate_handler_pt)(ngx_http_scripting_gate_t *g,
@@ -80,6 +83,8 @@ typedef struct {
     ngx_uint_t                          timed_out;
     ngx_uint_t                          upstream_429;
     ngx_uint_t                          retries;
+    ngx_uint_t                          cluster_active;  /* Redis's */
+    ngx_uint_t                          cluster_queued;
 } ngx_http_scripting_gate_key_stats_t;
 
 
@@ -94,6 +99,11 @@ typedef struct {
     ngx_uint_t                          retrying;
     ngx_uint_t                          exhausted;
     ngx_http_scripting_gate_key_stats_t totals;
+    ngx_uint_t                          redis;      /* a Redis zone */
+    ngx_uint_t                          redis_up;
+    ngx_uint_t                          redis_rtt;  /* microseconds */
+    ngx_uint_t                          redis_changes;
+    ngx_uint_t                          redis_closed; /* fallback=closed */
     ngx_http_scripting_gate_hist_t      wait;
     ngx_http_scripting_gate_hist_t      upstream;
 } ngx_http_scripting_gate_zone_stats_t;
@@ -107,12 +117,15 @@ struct ngx_http_scripting_gate_zone_s {
     ngx_http_scripting_gate_shctx_t    *sh;         /* shared memory's */
     ngx_slab_pool_t                    *shpool;
     ngx_http_scripting_gate_proc_t     *proc;       /* this worker's */
+    ngx_http_scripting_gate_redis_t    *redis;      /* scripting_gate_redis */
     unsigned                            digest:1;   /* keys as SHA-1 */
 };
 
 
 /* one scripting_gate line of a location */
-typedef struct {
+typedef struct ngx_http_scripting_gate_conf_s  ngx_http_scripting_gate_conf_t;
+
+struct ngx_http_scripting_gate_conf_s {
     ngx_shm_zone_t                     *shm_zone;
     ngx_http_complex_value_t           *limit_cv;
     ngx_uint_t                          limit;      /* the ceiling */
@@ -121,9 +134,12 @@ typedef struct {
     ngx_msec_t                          queue_timeout;
     ngx_uint_t                          rate;       /* per 1000 s, or 0 */
     ngx_msec_t                          interval;   /* ms between starts */
+    ngx_http_scripting_gate_conf_t     *local;      /* a node's own part,
+                                                       when Redis learns
+                                                       and paces */
     unsigned                            adaptive:1;
     unsigned                            cooldown:1;
-} ngx_http_scripting_gate_conf_t;
+};
 
 
 /* one key of one zone: a place in its queue, or a slot */
@@ -133,6 +149,7 @@ struct ngx_http_scripting_gate_hold_s {
     ngx_http_scripting_gate_zone_t     *zone;
     ngx_http_scripting_gate_conf_t     *conf;
     ngx_http_scripting_gate_ticket_t   *ticket;     /* the backend's */
+    ngx_http_scripting_gate_remote_t   *remote;     /* at Redis */
     ngx_http_scripting_gate_t          *gate;
     ngx_str_t                           key;
     uint32_t                            hash;
@@ -203,6 +220,7 @@ struct ngx_http_scripting_gate_backend_s {
 
 extern ngx_module_t  ngx_http_scripting_gate_module;
 extern ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_shm_backend;
+extern ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend;
 extern ngx_http_scripting_gate_defer_pt   ngx_http_scripting_gate_defer;
 
 

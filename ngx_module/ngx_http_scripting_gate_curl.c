@@ -27,9 +27,6 @@ static int ngx_http_scripting_gate_curl_timer(CURLM *multi, long timeout_ms,
 static void ngx_http_scripting_gate_curl_event(ngx_event_t *ev);
 static void ngx_http_scripting_gate_curl_timeout(ngx_event_t *ev);
 static void ngx_http_scripting_gate_curl_action(curl_socket_t s, int mask);
-static ngx_int_t ngx_http_scripting_gate_curl_watch(ngx_event_t *ev,
-    ngx_uint_t want, ngx_uint_t event);
-static void ngx_http_scripting_gate_curl_forget(ngx_connection_t *c);
 static int ngx_http_scripting_gate_curl_fail(CURL *easy);
 static void ngx_http_scripting_gate_curl_fail_handler(ngx_event_t *ev);
 
@@ -143,7 +140,7 @@ ngx_http_scripting_gate_curl_socket(CURL *easy, curl_socket_t s, int what,
 
     if (what == CURL_POLL_REMOVE) {
         if (c) {
-            ngx_http_scripting_gate_curl_forget(c);
+            ngx_http_scripting_gate_conn_forget(c);
             curl_multi_assign(ngx_http_scripting_gate_multi, s, NULL);
         }
 
@@ -165,11 +162,11 @@ ngx_http_scripting_gate_curl_socket(CURL *easy, curl_socket_t s, int what,
         curl_multi_assign(ngx_http_scripting_gate_multi, s, c);
     }
 
-    if (ngx_http_scripting_gate_curl_watch(c->read,
+    if (ngx_http_scripting_gate_event_watch(c->read,
                                            what & CURL_POLL_IN,
                                            NGX_READ_EVENT)
         != NGX_OK
-        || ngx_http_scripting_gate_curl_watch(c->write,
+        || ngx_http_scripting_gate_event_watch(c->write,
                                               what & CURL_POLL_OUT,
                                               NGX_WRITE_EVENT)
            != NGX_OK)
@@ -223,49 +220,6 @@ ngx_http_scripting_gate_curl_fail_handler(ngx_event_t *ev)
 }
 
 
-static ngx_int_t
-ngx_http_scripting_gate_curl_watch(ngx_event_t *ev, ngx_uint_t want,
-    ngx_uint_t event)
-{
-    if (want && !ev->active) {
-        /* 0: level-triggered, see the comment at the top */
-        return ngx_add_event(ev, event, 0);
-    }
-
-    if (!want && ev->active) {
-        return ngx_del_event(ev, event, 0);
-    }
-
-    return NGX_OK;
-}
-
-
-/* curl no longer watches the socket: the connection goes, the fd stays */
-
-static void
-ngx_http_scripting_gate_curl_forget(ngx_connection_t *c)
-{
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-
-    /* the fd is curl's to close; nginx must not count it as left open */
-    c->fd = (ngx_socket_t) -1;
-}
 
 
 static int

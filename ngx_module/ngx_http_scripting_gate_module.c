@@ -13,6 +13,7 @@
 #include "ngx_http_scripting_gate_module.h"
 #include "ngx_http_scripting_gate_shm.h"
 #include "ngx_http_scripting_gate_util.h"
+#include "ngx_http_scripting_gate_redis.h"
 #include <ngx_md5.h>
 #include <ngx_sha1.h>
 
@@ -100,6 +101,13 @@ static ngx_command_t  ngx_http_scripting_gate_commands[] = {
       ngx_http_scripting_gate_zone,
       0,
       0,
+      NULL },
+
+    { ngx_string("scripting_gate_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_scripting_gate_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_scripting_gate_main_conf_t, redis),
       NULL },
 
     { ngx_string("scripting_gate"),
@@ -694,10 +702,12 @@ ngx_http_scripting_gate_acquire(ngx_http_scripting_gate_t *g)
         h = &g->holds[g->next];
         h->retry = g->retry;
 
+        /* set before: a backend may stand between its queues and it */
+        h->handler = ngx_http_scripting_gate_held;
+
         rc = h->zone->backend->acquire(h);
 
         if (rc == NGX_AGAIN) {
-            h->handler = ngx_http_scripting_gate_held;
             g->status = ngx_max(g->status, h->status);
             return NGX_AGAIN;
         }
@@ -1223,6 +1233,8 @@ ngx_http_scripting_gate_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&gmcf->zones, cf->pool, 2, sizeof(ngx_shm_zone_t *))
         != NGX_OK
+        || ngx_array_init(&gmcf->redis, cf->pool, 1, sizeof(void *))
+           != NGX_OK
         || ngx_array_init(&gmcf->json_vars, cf->pool, 2, sizeof(void *))
            != NGX_OK)
     {
@@ -1460,6 +1472,19 @@ ngx_http_scripting_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    if (gc->adaptive || gc->interval) {
+        /* a node's own gate, where Redis learns and paces for the cluster */
+        gc->local = ngx_palloc(cf->pool, sizeof(ngx_http_scripting_gate_conf_t));
+        if (gc->local == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *gc->local = *gc;
+        gc->local->adaptive = 0;
+        gc->local->rate = 0;
+        gc->local->interval = 0;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -1669,10 +1694,17 @@ ngx_http_scripting_gate_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_scripting_gate_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt                  *h;
+    ngx_http_core_main_conf_t            *cmcf;
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    gmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_scripting_gate_module);
+
+    if (ngx_http_scripting_gate_redis_init(cf, &gmcf->redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_scripting_gate_json_vars(cf)) {
         h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
@@ -1709,12 +1741,28 @@ ngx_http_scripting_gate_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_scripting_gate_queue_init_process(cycle, &gmcf->zones);
+    if (ngx_http_scripting_gate_queue_init_process(cycle, &gmcf->zones)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* after the queue's: the members at Redis carry the worker's nonce */
+    return ngx_http_scripting_gate_redis_init_process(cycle, &gmcf->redis);
 }
 
 
 static void
 ngx_http_scripting_gate_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_scripting_gate_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_scripting_gate_module);
+
+    if (gmcf) {
+        ngx_http_scripting_gate_redis_exit_process(&gmcf->redis);
+    }
+
     ngx_http_scripting_gate_queue_exit_process(cycle);
 }

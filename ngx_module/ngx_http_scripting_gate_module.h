@@ -26,6 +26,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                         zones;      /* ngx_shm_zone_t * */
+    ngx_array_t                         redis;      /* ..._redis_t */
     ngx_array_t                         json_vars;
 } ngx_http_scripting_gate_main_conf_t;
 

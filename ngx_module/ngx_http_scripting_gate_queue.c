@@ -753,8 +753,9 @@ ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
     z->requests = sh->requests;
     z->retrying = sh->retrying;
     z->exhausted = sh->budget_exhausted;
-    z->totals.active = sh->active;
-    z->totals.queued = sh->queued;
+    /* a slot held while waiting at Redis is a place in the queue */
+    z->totals.active = sh->active - sh->remote;
+    z->totals.queued = sh->queued + sh->remote;
     ngx_http_scripting_gate_shm_copy(&z->totals, &sh->counters);
     z->wait = sh->wait;
     z->upstream = sh->upstream;
@@ -800,8 +801,10 @@ ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
         k->limit = node->limit;
         k->effective_limit = node->effective;
         k->rate = node->rate;
-        k->active = node->active;
-        k->queued = node->queued;
+        k->active = node->active - node->remote;
+        k->queued = node->queued + node->remote;
+        k->cluster_active = node->cluster_active;
+        k->cluster_queued = node->cluster_queued;
         k->cooldown = ngx_http_scripting_gate_is_cooling(node, now)
                       ? node->cooldown_until - now : 0;
 

@@ -20,6 +20,10 @@
 #define NGX_HTTP_SCRIPTING_GATE_HOLDING     2
 #define NGX_HTTP_SCRIPTING_GATE_REFUSED     3
 
+/* the state of a zone's Redis, as the workers last saw it */
+#define NGX_HTTP_SCRIPTING_GATE_REDIS_UP    1
+#define NGX_HTTP_SCRIPTING_GATE_REDIS_DOWN  2
+
 
 typedef struct {
     ngx_atomic_uint_t                   passed;
@@ -52,6 +56,10 @@ typedef struct {
     ngx_msec_t                          rate_next;  /* the next start */
     ngx_msec_t                          probe_at;   /* the next increase */
     ngx_msec_t                          probe_gap;
+    ngx_atomic_t                        remote;     /* slots held while
+                                                       waiting at Redis */
+    ngx_uint_t                          cluster_active; /* Redis's, as */
+    ngx_uint_t                          cluster_queued; /* last seen */
     unsigned                            adaptive:1;
     unsigned                            learning:1; /* no 429 seen yet */
     unsigned                            probing:1;  /* the last increase */
@@ -99,6 +107,10 @@ struct ngx_http_scripting_gate_shctx_s {
     ngx_atomic_t                        requests;   /* under retry, all keys */
     ngx_atomic_t                        retrying;   /* retries under way */
     ngx_atomic_uint_t                   budget_exhausted;
+    ngx_atomic_t                        remote;     /* as node->remote */
+    ngx_atomic_t                        redis_state; /* ..._REDIS_UP... */
+    ngx_atomic_t                        redis_rtt;  /* microseconds */
+    ngx_atomic_t                        redis_changes;
     ngx_http_scripting_gate_counters_t  counters;
     ngx_http_scripting_gate_hist_t      wait;
     ngx_http_scripting_gate_hist_t      upstream;

@@ -42,6 +42,7 @@ typedef struct {
     size_t                              offset;
     ngx_uint_t                          ms;         /* thousandths: ms, */
                                                     /* or rate per 1000 s */
+    ngx_uint_t                          redis;      /* of Redis zones only */
 } ngx_http_scripting_gate_stats_family_t;
 
 
@@ -82,6 +83,9 @@ static ngx_int_t ngx_http_scripting_gate_stats_prometheus(
 static ngx_int_t ngx_http_scripting_gate_stats_family(
     ngx_http_scripting_gate_stats_text_t *t,
     ngx_http_scripting_gate_stats_family_t *f);
+static ngx_int_t ngx_http_scripting_gate_stats_family_of(
+    ngx_http_scripting_gate_stats_text_t *t,
+    ngx_http_scripting_gate_stats_family_t *f, ngx_array_t *zones);
 static ngx_int_t ngx_http_scripting_gate_stats_keys_prometheus(
     ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones);
 static ngx_int_t ngx_http_scripting_gate_stats_zones_prometheus(
@@ -165,62 +169,72 @@ static ngx_http_scripting_gate_stats_family_t
     { "limit", "gauge",
       "Requests allowed in flight to the upstream (an adaptive key's "
       "ceiling).",
-      ngx_http_scripting_gate_stats_key_field(limit), 0 },
+      ngx_http_scripting_gate_stats_key_field(limit), 0, 0 },
 
     { "active", "gauge",
       "Requests in flight to the upstream.",
-      ngx_http_scripting_gate_stats_key_field(active), 0 },
+      ngx_http_scripting_gate_stats_key_field(active), 0, 0 },
 
     { "waiting", "gauge",
       "Requests waiting in the queue.",
-      ngx_http_scripting_gate_stats_key_field(queued), 0 },
+      ngx_http_scripting_gate_stats_key_field(queued), 0, 0 },
 
     { "cooldown_seconds", "gauge",
       "Seconds left of the key's cool-down.",
-      ngx_http_scripting_gate_stats_key_field(cooldown), 1 },
+      ngx_http_scripting_gate_stats_key_field(cooldown), 1, 0 },
 
     { "passed_total", "counter",
       "Requests that got a slot.",
-      ngx_http_scripting_gate_stats_key_field(passed), 0 },
+      ngx_http_scripting_gate_stats_key_field(passed), 0, 0 },
 
     { "queued_total", "counter",
       "Requests that had to queue.",
-      ngx_http_scripting_gate_stats_key_field(queued_total), 0 },
+      ngx_http_scripting_gate_stats_key_field(queued_total), 0, 0 },
 
     { "rejected_total", "counter",
       "Requests rejected: queue full or key cooling down.",
-      ngx_http_scripting_gate_stats_key_field(rejected), 0 },
+      ngx_http_scripting_gate_stats_key_field(rejected), 0, 0 },
 
     { "timed_out_total", "counter",
       "Requests rejected after their queue timeout.",
-      ngx_http_scripting_gate_stats_key_field(timed_out), 0 },
+      ngx_http_scripting_gate_stats_key_field(timed_out), 0, 0 },
 
     { "upstream_429_total", "counter",
       "429 answers of the upstream.",
-      ngx_http_scripting_gate_stats_key_field(upstream_429), 0 },
+      ngx_http_scripting_gate_stats_key_field(upstream_429), 0, 0 },
 
     { "retries_total", "counter",
       "Retries sent to the upstream.",
-      ngx_http_scripting_gate_stats_key_field(retries), 0 },
+      ngx_http_scripting_gate_stats_key_field(retries), 0, 0 },
 
     { "effective_limit", "gauge",
       "Requests let in flight to the upstream now (what an adaptive key "
       "learnt).",
-      ngx_http_scripting_gate_stats_key_field(effective_limit), 0 },
+      ngx_http_scripting_gate_stats_key_field(effective_limit), 0, 0 },
 
     { "limit_decreases_total", "counter",
       "Times an adaptive key's limit went down after a 429 or 503.",
-      ngx_http_scripting_gate_stats_key_field(decreases), 0 },
+      ngx_http_scripting_gate_stats_key_field(decreases), 0, 0 },
 
     { "limit_increases_total", "counter",
       "Times an adaptive key's limit went up after successes.",
-      ngx_http_scripting_gate_stats_key_field(increases), 0 },
+      ngx_http_scripting_gate_stats_key_field(increases), 0, 0 },
 
     { "rate_per_second", "gauge",
       "Attempts allowed to start per second (0: no rate).",
-      ngx_http_scripting_gate_stats_key_field(rate), 1 },
+      ngx_http_scripting_gate_stats_key_field(rate), 1, 0 },
 
-    { NULL, NULL, NULL, 0, 0 }
+    { "cluster_active", "gauge",
+      "Requests in flight to the upstream from every node sharing the "
+      "Redis, as this node last saw them.",
+      ngx_http_scripting_gate_stats_key_field(cluster_active), 0, 1 },
+
+    { "cluster_waiting", "gauge",
+      "Requests waiting at Redis from every node, as this node last saw "
+      "them.",
+      ngx_http_scripting_gate_stats_key_field(cluster_queued), 0, 1 },
+
+    { NULL, NULL, NULL, 0, 0, 0 }
 };
 
 
@@ -229,21 +243,34 @@ static ngx_http_scripting_gate_stats_family_t
 {
     { "keys", "gauge",
       "Keys in the zone.",
-      ngx_http_scripting_gate_stats_zone_field(nkeys), 0 },
+      ngx_http_scripting_gate_stats_zone_field(nkeys), 0, 0 },
 
     { "evicted_total", "counter",
       "Idle keys evicted to make room.",
-      ngx_http_scripting_gate_stats_zone_field(evicted), 0 },
+      ngx_http_scripting_gate_stats_zone_field(evicted), 0, 0 },
 
     { "no_memory_total", "counter",
       "Requests refused because the zone was full.",
-      ngx_http_scripting_gate_stats_zone_field(no_memory), 0 },
+      ngx_http_scripting_gate_stats_zone_field(no_memory), 0, 0 },
 
     { "retry_budget_exhausted_total", "counter",
       "Retries refused by the retry budget.",
-      ngx_http_scripting_gate_stats_zone_field(exhausted), 0 },
+      ngx_http_scripting_gate_stats_zone_field(exhausted), 0, 0 },
 
-    { NULL, NULL, NULL, 0, 0 }
+    { "redis_up", "gauge",
+      "Whether the zone's Redis answers (0: the node gates on its own, or "
+      "refuses, as its fallback says).",
+      ngx_http_scripting_gate_stats_zone_field(redis_up), 0, 1 },
+
+    { "redis_rtt_seconds", "gauge",
+      "Round-trip time of the zone's Redis (a moving average).",
+      ngx_http_scripting_gate_stats_zone_field(redis_rtt), 2, 1 },
+
+    { "redis_state_changes_total", "counter",
+      "Times the zone's Redis was lost or found again.",
+      ngx_http_scripting_gate_stats_zone_field(redis_changes), 0, 1 },
+
+    { NULL, NULL, NULL, 0, 0, 0 }
 };
 
 
@@ -253,13 +280,13 @@ static ngx_http_scripting_gate_stats_family_t
 {
     { "queue_wait_seconds", "histogram",
       "Time spent queued.",
-      ngx_http_scripting_gate_stats_zone_field(wait), 1 },
+      ngx_http_scripting_gate_stats_zone_field(wait), 1, 0 },
 
     { "upstream_seconds", "histogram",
       "Time a slot was held by an attempt.",
-      ngx_http_scripting_gate_stats_zone_field(upstream), 1 },
+      ngx_http_scripting_gate_stats_zone_field(upstream), 1, 0 },
 
-    { NULL, NULL, NULL, 0, 0 }
+    { NULL, NULL, NULL, 0, 0, 0 }
 };
 
 
@@ -273,45 +300,45 @@ static ngx_http_scripting_gate_stats_family_t
 {
     { "jobs_stored", "gauge",
       "Jobs in the store, finished ones included.",
-      ngx_http_scripting_gate_stats_jobs_field(stored), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(stored), 0, 0 },
 
     { "jobs_queued", "gauge",
       "Jobs waiting to start.",
-      ngx_http_scripting_gate_stats_jobs_field(queued), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(queued), 0, 0 },
 
     { "jobs_running", "gauge",
       "Jobs under way.",
-      ngx_http_scripting_gate_stats_jobs_field(running), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(running), 0, 0 },
 
     { "jobs_accepted_total", "counter",
       "Jobs accepted with 202.",
-      ngx_http_scripting_gate_stats_jobs_field(accepted), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(accepted), 0, 0 },
 
     { "jobs_refused_total", "counter",
       "Async requests refused with 503: the store was full.",
-      ngx_http_scripting_gate_stats_jobs_field(refused), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(refused), 0, 0 },
 
     { "jobs_succeeded_total", "counter",
       "Jobs that ended with an upstream answer below 400.",
-      ngx_http_scripting_gate_stats_jobs_field(succeeded), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(succeeded), 0, 0 },
 
     { "jobs_failed_total", "counter",
       "Jobs that failed.",
-      ngx_http_scripting_gate_stats_jobs_field(failed), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(failed), 0, 0 },
 
     { "jobs_expired_total", "counter",
       "Finished jobs whose result expired.",
-      ngx_http_scripting_gate_stats_jobs_field(expired), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(expired), 0, 0 },
 
     { "jobs_callbacks_delivered_total", "counter",
       "Callbacks delivered.",
-      ngx_http_scripting_gate_stats_jobs_field(callbacks_delivered), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(callbacks_delivered), 0, 0 },
 
     { "jobs_callbacks_failed_total", "counter",
       "Callbacks given up.",
-      ngx_http_scripting_gate_stats_jobs_field(callbacks_failed), 0 },
+      ngx_http_scripting_gate_stats_jobs_field(callbacks_failed), 0, 0 },
 
-    { NULL, NULL, NULL, 0, 0 }
+    { NULL, NULL, NULL, 0, 0, 0 }
 };
 
 
@@ -668,7 +695,7 @@ static json_t *
 ngx_http_scripting_gate_stats_json_zone(
     ngx_http_scripting_gate_zone_stats_t *z)
 {
-    json_t  *jkeys, *totals;
+    json_t  *jkeys, *totals, *jz;
 
     jkeys = ngx_http_scripting_gate_stats_json_keys(z);
     if (jkeys == NULL) {
@@ -686,7 +713,7 @@ ngx_http_scripting_gate_stats_json_zone(
         return NULL;
     }
 
-    return json_pack("{s:o, s:o, s:I, s:b, s:I, s:I, s:{s:I, s:I, s:I},"
+    jz = json_pack("{s:o, s:o, s:I, s:b, s:I, s:I, s:{s:I, s:I, s:I},"
                      " s:{s:o, s:o}}",
                      "keys", jkeys,
                      "totals", totals,
@@ -703,6 +730,22 @@ ngx_http_scripting_gate_stats_json_zone(
                      ngx_http_scripting_gate_stats_hist(&z->wait),
                      "upstream_ms",
                      ngx_http_scripting_gate_stats_hist(&z->upstream));
+
+    if (jz == NULL || !z->redis) {
+        return jz;
+    }
+
+    if (json_object_set_new(jz, "redis",
+            json_pack("{s:s, s:f, s:s, s:I}",
+                      "state", z->redis_up ? "up" : "down",
+                      "rtt_ms", z->redis_rtt / 1000.0,
+                      "fallback", z->redis_closed ? "closed" : "local",
+                      "changes", (json_int_t) z->redis_changes)))
+    {
+        return NULL;
+    }
+
+    return jz;
 }
 
 
@@ -739,6 +782,11 @@ ngx_http_scripting_gate_stats_json_keys(
                                    json_integer(k[j].decreases))
             || json_object_set_new(jk, "limit_increases",
                                    json_integer(k[j].increases))
+            || (z->redis
+                && (json_object_set_new(jk, "cluster_active",
+                                        json_integer(k[j].cluster_active))
+                    || json_object_set_new(jk, "cluster_queued",
+                                       json_integer(k[j].cluster_queued))))
             || json_object_setn_new(jkeys, (char *) k[j].key.data,
                                     k[j].key.len, jk))
         {
@@ -853,6 +901,32 @@ ngx_http_scripting_gate_stats_family(ngx_http_scripting_gate_stats_text_t *t,
 }
 
 
+/* a family of Redis zones is shown where there is one */
+
+static ngx_int_t
+ngx_http_scripting_gate_stats_family_of(
+    ngx_http_scripting_gate_stats_text_t *t,
+    ngx_http_scripting_gate_stats_family_t *f, ngx_array_t *zones)
+{
+    ngx_uint_t                             i;
+    ngx_http_scripting_gate_zone_stats_t  *z;
+
+    z = zones->elts;
+
+    for (i = 0; f->redis && i < zones->nelts; i++) {
+        if (z[i].redis) {
+            break;
+        }
+    }
+
+    if (f->redis && i == zones->nelts) {
+        return NGX_OK;
+    }
+
+    return ngx_http_scripting_gate_stats_family(t, f);
+}
+
+
 static ngx_int_t
 ngx_http_scripting_gate_stats_keys_prometheus(
     ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones)
@@ -867,11 +941,15 @@ ngx_http_scripting_gate_stats_keys_prometheus(
 
     for (f = ngx_http_scripting_gate_stats_key_families; f->name; f++) {
 
-        if (ngx_http_scripting_gate_stats_family(t, f) != NGX_OK) {
+        if (ngx_http_scripting_gate_stats_family_of(t, f, zones) != NGX_OK) {
             return NGX_ERROR;
         }
 
         for (i = 0; i < zones->nelts; i++) {
+            if (f->redis && !z[i].redis) {
+                continue;
+            }
+
             k = z[i].keys.elts;
 
             for (j = 0; j < z[i].keys.nelts; j++) {
@@ -905,6 +983,7 @@ static ngx_int_t
 ngx_http_scripting_gate_stats_zones_prometheus(
     ngx_http_scripting_gate_stats_text_t *t, ngx_array_t *zones)
 {
+    ngx_int_t                                rc;
     ngx_uint_t                               i, v;
     ngx_http_scripting_gate_zone_stats_t    *z;
     ngx_http_scripting_gate_stats_family_t  *f;
@@ -913,18 +992,32 @@ ngx_http_scripting_gate_stats_zones_prometheus(
 
     for (f = ngx_http_scripting_gate_stats_zone_families; f->name; f++) {
 
-        if (ngx_http_scripting_gate_stats_family(t, f) != NGX_OK) {
+        if (ngx_http_scripting_gate_stats_family_of(t, f, zones) != NGX_OK) {
             return NGX_ERROR;
         }
 
         for (i = 0; i < zones->nelts; i++) {
+            if (f->redis && !z[i].redis) {
+                continue;
+            }
+
             v = *(ngx_uint_t *) ((u_char *) &z[i] + f->offset);
 
-            if (ngx_http_scripting_gate_stats_text(t,
-                    z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
-                    "scripting_gate_%s{%V} %ui\n", f->name, &z[i].label, v)
-                != NGX_OK)
-            {
+            if (f->ms == 2) {
+                /* microseconds */
+                rc = ngx_http_scripting_gate_stats_text(t,
+                        z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                        "scripting_gate_%s{%V} %ui.%06ui\n", f->name,
+                        &z[i].label, v / 1000000, v % 1000000);
+
+            } else {
+                rc = ngx_http_scripting_gate_stats_text(t,
+                        z[i].label.len + NGX_HTTP_SCRIPTING_GATE_STATS_LINE,
+                        "scripting_gate_%s{%V} %ui\n", f->name,
+                        &z[i].label, v);
+            }
+
+            if (rc != NGX_OK) {
                 return NGX_ERROR;
             }
         }

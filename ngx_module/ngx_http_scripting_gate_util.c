@@ -431,3 +431,54 @@ ngx_http_scripting_gate_utf8_len(u_char *p, u_char *end)
 
     return len;
 }
+
+
+/*
+ * A foreign library's socket watched by nginx (curl.c, hiredis.c): events
+ * are added level-triggered, as the library may stop reading before the
+ * socket is drained, and an edge-triggered event would then never fire
+ * again.
+ */
+
+ngx_int_t
+ngx_http_scripting_gate_event_watch(ngx_event_t *ev, ngx_uint_t want,
+    ngx_uint_t event)
+{
+    if (want && !ev->active) {
+        return ngx_add_event(ev, event, 0);
+    }
+
+    if (!want && ev->active) {
+        return ngx_del_event(ev, event, 0);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the library no longer watches the socket: the connection goes, not fd */
+
+void
+ngx_http_scripting_gate_conn_forget(ngx_connection_t *c)
+{
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+
+    /* the fd is the library's to close; nginx must not count it open */
+    c->fd = (ngx_socket_t) -1;
+}

@@ -41,6 +41,9 @@ ngx_int_t ngx_http_scripting_gate_utf8(ngx_pool_t *pool, ngx_str_t *s,
     ngx_uint_t key);
 ngx_str_t *ngx_http_scripting_gate_log_value(
     ngx_http_scripting_gate_log_value_t *lv, u_char *data, size_t len);
+ngx_int_t ngx_http_scripting_gate_event_watch(ngx_event_t *ev,
+    ngx_uint_t want, ngx_uint_t event);
+void ngx_http_scripting_gate_conn_forget(ngx_connection_t *c);
 
 /* json.c: jansson inside nginx pools, and the upstream's error shape */
 void ngx_http_scripting_gate_json_use_pool(ngx_pool_t *pool);
