@@ -19,7 +19,7 @@ ROOT=$(pwd)
 OUT=$ROOT/build/static
 
 sh tools/deps.sh gcc make curl libpcre2-dev zlib1g-dev libjansson-dev \
-    libcurl4-openssl-dev
+    libcurl4-openssl-dev libhiredis-dev
 
 rc=0
 SRC=$(sh tools/nginx-source.sh "$OUT") || rc=$?
