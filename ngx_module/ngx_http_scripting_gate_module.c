@@ -1677,6 +1677,12 @@ ngx_http_scripting_gate_add_variables(ngx_conf_t *cf)
 {
     ngx_http_variable_t  *var, *v;
 
+    /*
+     * the defer hooks are chained anew by each configuration's modules, as
+     * nginx's filters are; a reload keeps this variable of the loaded .so
+     */
+    ngx_http_scripting_gate_defer = NULL;
+
     for (v = ngx_http_scripting_gate_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
         if (var == NULL) {

@@ -324,3 +324,41 @@ GET /t/scgi1/429,200
 X-Upstream: 429, 200
 --- response_body chomp
 0123456789abcdefghij
+
+
+
+=== TEST 11: after a reload, a gated location with and one without retries both answer (the modules' hooks are chained once per configuration)
+--- config
+    location /t/ {
+        scripting_gate zone=s limit=10;
+        scripting_retry on=429 attempts=3 base=10ms cap=10ms;
+        proxy_pass http://raw;
+    }
+    location /g/ {
+        scripting_gate zone=s limit=10;
+        proxy_pass http://raw/t/;
+    }
+    location = /pid {
+        return 200 $pid;
+    }
+--- init
+package main;
+my %old = map { $_ => 1 } ScriptingGate::Util::worker_pids();
+kill 'HUP', ScriptingGate::Util::master_pid();
+# the old workers close their listeners once the new ones are there
+my $new = wait_until(10, sub {
+    my $res = http_get('/pid');
+    return $res->{status} == 200 && !$old{ $res->{content} };
+});
+my $retried = http_get('/t/reload1/429,200', timeout => 3);
+my $gated = http_get('/g/reload2/200', timeout => 3);
+html_put('result.txt', "new workers: " . ($new ? "yes" : "no") . "\n"
+         . "retried: $retried->{status}, upstream "
+         . ScriptingGate::Raw::count('/t/reload1/429,200') . "\n"
+         . "gated: $gated->{status}\n");
+--- request
+GET /result.txt
+--- response_body
+new workers: yes
+retried: 200, upstream 2
+gated: 200
