@@ -151,7 +151,7 @@ clean:
 	rm -rf $(BUILD) t/servroot t/sdk/node_modules
 
 bench: deps build $(SDK_STAMP)
-	@sh tools/deps.sh valgrind haproxy wrk
+	@sh tools/deps.sh valgrind haproxy wrk redis-server
 	bash bench/run.sh > bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
 	@cat bench/RESULTS.md
 

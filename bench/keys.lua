@@ -35,8 +35,19 @@ local random_pct = tonumber(os.getenv("RANDOM_VERSIONS") or "0")
 local threads = {}
 local n = 0
 
+-- NODES="127.0.0.1:19801,127.0.0.1:19803": wrk's threads go to these
+-- servers in turn (thread i to node i modulo their number), not to the URL's
+local nodes = {}
+for spec in string.gmatch(os.getenv("NODES") or "", "[^,]+") do
+   table.insert(nodes, spec)
+end
+
 function setup(thread)
    thread:set("id", #threads)
+   if #nodes > 0 then
+      local host, port = string.match(nodes[#threads % #nodes + 1], "^(.*):(%d+)$")
+      thread.addr = wrk.lookup(host, port)[1]
+   end
    table.insert(threads, thread)
 end
 

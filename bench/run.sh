@@ -5,9 +5,14 @@
 # counts from valgrind's callgrind.
 #
 #   BENCH_DURATION   seconds per setup in the burst scenarios (default 20)
-#   BENCH_SCENARIOS  which to run (default "sdk burst adaptive overhead scale")
+#   BENCH_SCENARIOS  which to run (default "sdk burst adaptive overhead scale
+#                    redis")
 #   BENCH_RUNS       runs of each part of the adaptive scenario (default 2)
-#   BENCH_PORT       the first of the three ports it listens on (19601)
+#   BENCH_PORT       the first of the ports it listens on (19601): the mock
+#                    there, the gateway (and the redis scenario's first node)
+#                    on the next, HAProxy on the one after, the redis
+#                    scenario's other nodes on +3 and +4, and its
+#                    redis-server on the first free port from +5
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +20,12 @@ top=$PWD
 B=$top/build/bench
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 DUR=${BENCH_DURATION:-20}
-SCENARIOS=${BENCH_SCENARIOS:-"sdk burst adaptive overhead scale"}
+SCENARIOS=${BENCH_SCENARIOS:-"sdk burst adaptive overhead scale redis"}
 # the adaptive scenario's gate and retry, as a user would write them
 ADAPTIVE_GATE="limit=64 adaptive cooldown=off queue=200 queue_timeout=10s"
 ADAPTIVE_RETRY="on=429 attempts=4 base=100ms cap=2s deadline=20s"
-ADAPTIVE_CMD="$(for v in BENCH_SCENARIOS BENCH_DURATION BENCH_RUNS; do
-    [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)bash bench/run.sh"
+ADAPTIVE_CMD="$(for v in BENCH_PORT BENCH_SCENARIOS BENCH_DURATION BENCH_RUNS; do
+    [ -z "${!v:-}" ] || printf '%s=%s ' "$v" "${!v}"; done)bash bench/run.sh"
 MOCK_PORT=${BENCH_PORT:-19601}
 GW_PORT=$((MOCK_PORT + 1))
 HA_PORT=$((MOCK_PORT + 2))
@@ -34,6 +39,13 @@ cleanup() {
     [ -f "$B/logs/nginx.pid" ] && kill "$(cat "$B/logs/nginx.pid")" 2>/dev/null || true
     [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true
     [ -n "${HA_PID:-}" ] && kill "$HA_PID" 2>/dev/null || true
+    local f
+    for f in "$B"/node[123]/logs/nginx.pid; do
+        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+    [ -n "${RVG:-}" ] && kill "$RVG" 2>/dev/null || true
+    [ -n "${MON:-}" ] && kill "$MON" 2>/dev/null || true
+    [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
     sleep 0.3
 }
 trap cleanup EXIT
@@ -620,4 +632,376 @@ if [[ " $SCENARIOS " == *" scale "* ]]; then
         print "keys in the zone $s->{keys_count}, evicted $s->{evicted}, refused for memory $s->{no_memory}"')
     echo "- 100 000 distinct keys over a 256 KB zone, wrk 64 connections 10 s:"
     echo "  \`$out\`; $st."
+fi
+
+if [[ " $SCENARIOS " == *" redis "* ]]; then
+    # three nodes (the first on the gateway's port) and a Redis of our own
+    N_PORTS=($GW_PORT $((MOCK_PORT + 3)) $((MOCK_PORT + 4)))
+    NODES=$(printf '127.0.0.1:%s,' "${N_PORTS[@]}"); NODES=${NODES%,}
+    REDIS_PORT=
+    for p in $(seq $((MOCK_PORT + 5)) $((MOCK_PORT + 98))); do
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { REDIS_PORT=$p; break; }
+    done
+    [ -n "$REDIS_PORT" ] || { echo "no free port for redis-server" >&2; exit 1; }
+    mkdir -p "$B/redis"
+    /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+        --appendonly no --dir "$B/redis" --logfile "$B/logs/redis.log" &
+    REDIS_PID=$!
+    rcli() { redis-cli -p "$REDIS_PORT" "$@" | tr -d '\r'; }
+    until [ "$(rcli ping 2>/dev/null)" = PONG ]; do sleep 0.05; done
+    evalsha() { rcli INFO commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' \
+                | grep . || echo 0; }
+    # calls of EVALSHA and of commands the script runs at known steps: TIME
+    # at every step, ZRANGEBYSCORE at acquires and releases, ZRANK at
+    # acquires, PUBLISH at releases that leave waiters
+    cstats() { rcli INFO commandstats | perl -ne '
+        $c{$1} = $2 if /^cmdstat_(\w+):calls=(\d+)/;
+        END { print join " ", map { $c{$_} // 0 } qw(evalsha time zrangebyscore zrank publish) }'; }
+    # $1, $2 cstats before and after, $3 requests: the steps per request
+    steps() {
+        perl -e 'my @a = split " ", $ARGV[0]; my @b = split " ", $ARGV[1];
+            my $n = $ARGV[2] || 1; my @d = map { $b[$_] - $a[$_] } 0 .. 4;
+            printf "acquire %.2f, release %.2f, renewal or cool-down %.2f, PUBLISH %.2f",
+                $d[3] / $n, ($d[2] - $d[3]) / $n, ($d[1] - $d[2]) / $n, $d[4] / $n;' "$@"
+    }
+    redis_cpu() { rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { s += $2 }
+                                          END { printf "%.3f", s }'; }
+
+    # $1 node, $2 port, $3 workers, $4 limit, $5 main-level extra
+    node_conf() {
+        local d=$B/node$1
+        mkdir -p "$d/logs" "$d/conf"
+        cat > "$d/conf/nginx.conf" <<EOF
+load_module $top/build/nginx/ngx_http_scripting_gate_module.so;
+worker_processes $3;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+${5:-}
+events { worker_connections 10000; }
+http {
+    access_log off;
+    upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 128; }
+    map \$uri \$script_key {
+        "~^/[a-z_]+/api/v2/scripts/(?:published/)?(?<id>[^/]+)"  "\$id:\$arg_scriptDataVersion:";
+    }
+    scripting_gate_zone ${KEY_VAR:-\$script_key} zone=local:16m;
+    scripting_gate_zone ${KEY_VAR:-\$script_key} zone=shared:16m;
+    scripting_gate_redis zone=shared redis://127.0.0.1:$REDIS_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_ignore_client_abort on;
+    server {
+        listen 127.0.0.1:$2 backlog=16384;
+        location /plain/ { proxy_pass http://mock/; }
+        location /gate/ {
+            scripting_gate zone=local limit=$4 queue=20000 queue_timeout=60s;
+            proxy_pass http://mock/;
+        }
+        location /redis/ {
+            scripting_gate zone=shared limit=$4 queue=20000 queue_timeout=60s;
+            proxy_pass http://mock/;
+        }
+        location = /status { scripting_gate_stats; }
+    }
+}
+EOF
+    }
+    stop_node() {
+        local f=$B/node$1/logs/nginx.pid p
+        [ -f "$f" ] || return 0
+        p=$(cat "$f"); kill "$p" 2>/dev/null || true
+        while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+        rm -f "$f"
+    }
+    # $1 limit: the three nodes, two workers each, started afresh
+    start_nodes() {
+        local i
+        for i in 1 2 3; do
+            stop_node $i
+            node_conf $i "${N_PORTS[$((i - 1))]}" 2 "$1"
+            : > "$B/node$i/logs/error.log"
+            "$NGINX" -p "$B/node$i/" -c conf/nginx.conf
+        done
+        for i in 1 2 3; do
+            until curl -s -o /dev/null "http://127.0.0.1:${N_PORTS[$((i - 1))]}/status"; do
+                sleep 0.05; done
+            # the workers connect to Redis at start; one request each way
+            curl -s -o /dev/null "http://127.0.0.1:${N_PORTS[$((i - 1))]}/redis/api/v2/scripts/warm?scriptDataVersion=1"
+        done
+        sleep 0.3
+    }
+    # the zone's Redis as node $1 saw it: "state changes"
+    redis_seen() {
+        curl -s "http://127.0.0.1:${N_PORTS[$(($1 - 1))]}/status" | perl -MJSON::PP -e '
+            my $r = decode_json(join "", <STDIN>)->{zones}{shared}{redis} // {};
+            print(($r->{state} // "-"), " ", ($r->{changes} // "-"));'
+    }
+    # the mock's peak in flight, each key: "key peak, ..."
+    peaks() {
+        curl -s http://127.0.0.1:$MOCK_PORT/__mock/stats | perl -MJSON::PP -e '
+            my $k = decode_json(join "", <STDIN>)->{keys};
+            print join ", ", map { "$_ $k->{$_}{peak_in_flight}" } sort keys %$k;'
+    }
+    # requests that got a slot in zone $1 on the three nodes, in all
+    passed() {
+        local i t=0
+        for i in 0 1 2; do
+            t=$((t + $(curl -s "http://127.0.0.1:${N_PORTS[$i]}/status" | perl -MJSON::PP -e '
+                print decode_json(join "", <STDIN>)->{zones}{'"$1"'}{totals}{passed} // 0')))
+        done
+        echo $t
+    }
+    # requests that got a slot in zone $1 since it started: "n1 / n2 / n3"
+    spread() {
+        local i out=()
+        for i in 0 1 2; do
+            out+=("$(curl -s "http://127.0.0.1:${N_PORTS[$i]}/status" | perl -MJSON::PP -e '
+                print decode_json(join "", <STDIN>)->{zones}{'"$1"'}{totals}{passed} // "-"')")
+        done
+        echo "${out[0]} / ${out[1]} / ${out[2]}"
+    }
+    # wrk on the three nodes: $1 path prefix, $2 versions, $3 connections, $4 s
+    mload() {
+        NODES=$NODES VERSIONS=$2 PATH_PREFIX=$1 wrk -t3 -c"$3" -d"$4s" --timeout 60s \
+            -s bench/keys.lua "http://127.0.0.1:$GW_PORT" 2>&1 | grep '^RESULT' \
+            || echo "RESULT wrk failed"
+    }
+    # lines of level error and worse in the nodes' logs: "count: first ones"
+    # ($1: the nodes, default 1 2 3)
+    node_errors() {
+        local n logs=()
+        for n in ${1:-1 2 3}; do logs+=("$B/node$n/logs/error.log"); done
+        n=$(cat "${logs[@]}" | grep -cE '\[(error|crit|alert|emerg)\]' || true)
+        echo "$n$( [ "$n" -gt 0 ] && echo ": $(cat "${logs[@]}" \
+            | grep -E '\[(error|crit|alert|emerg)\]' | sed 's/^[^]]*\] [0-9#]*: //' \
+            | sed 's/, client:.*//' | sort | uniq -c | sort -rn | head -3 | tr -s ' ' \
+            | tr '\n' ';')")"
+    }
+
+    echo
+    echo "## 5. Several nodes: the gate in Redis"
+    echo
+    echo "\`$ADAPTIVE_CMD\`, on $(date -u '+%Y-%m-%d %H:%M') UTC, commit"
+    echo "$(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD -- ngx_module config tools 2>/dev/null || echo ' (with uncommitted changes)'),"
+    echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), load average"
+    echo "$(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start; Redis $(redis-server --version \
+        | sed 's/.*v=\([^ ]*\).*/\1/') (redis-server --save \"\" --appendonly no) on"
+    echo "port $REDIS_PORT, the mock, the nodes and wrk all on loopback, on the same cores."
+    echo "The Redis zone: \`scripting_gate_redis zone=shared redis://127.0.0.1:$REDIS_PORT;\`"
+    echo "(lease 10s, timeout 200ms, fallback=local: the defaults); the shared-memory"
+    echo "zone, \`local\`, has the same key and the same \`scripting_gate\` line."
+
+    # 5.1: instructions, as in section 3
+    start_mock
+    rm -f "$B/node1/logs/nginx.pid"
+    KEY_VAR='$uri' node_conf 1 "$GW_PORT" 1 1000 "master_process off;
+daemon off;"
+    : > "$B/node1/logs/error.log"
+    rm -f "$B"/callgrind.out.*
+    valgrind --tool=callgrind --callgrind-out-file="$B/callgrind.out.%p" \
+        "$NGINX" -p "$B/node1/" -c conf/nginx.conf > "$B/logs/valgrind.log" 2>&1 &
+    RVG=$!
+    until curl -s -o /dev/null http://127.0.0.1:$GW_PORT/plain/api/v2/scripts/x; do sleep 0.2; done
+    rurls() {   # $1 location, $2 count, $3 port
+        local i
+        for i in $(seq 1 "$2"); do
+            echo "url = \"http://127.0.0.1:$3/$1/api/v2/scripts/script-$((i % 8))?scriptDataVersion=1\""
+            echo 'output = "/dev/null"'
+        done > "$B/urls.curl"
+        curl -s -K "$B/urls.curl"
+    }
+    declare -A rir rrt
+    for s in plain gate redis; do
+        rurls "$s" 200 "$GW_PORT"          # warm up
+        [ "$s" = redis ] && vg_before=$(redis_seen 1)
+        callgrind_control -z "$RVG" > /dev/null 2>&1
+        e0=$(evalsha)
+        rurls "$s" 2000 "$GW_PORT"
+        sleep 0.5                          # the last release's reply
+        callgrind_control -d "$RVG" > /dev/null 2>&1
+        rrt[$s]=$(( $(evalsha) - e0 ))
+        [ "$s" = redis ] && vg_after=$(redis_seen 1)
+        f=$(ls -t "$B"/callgrind.out.* | head -1)
+        rir[$s]=$(grep '^summary:' "$f" | awk '{print $2}')
+        [ "$s" = redis ] && cp "$f" "$B/callgrind.redis"
+    done
+    kill "$RVG"; wait "$RVG" 2>/dev/null || true; RVG=
+    vg_errors=$(node_errors 1)
+
+    # 5.1 again without valgrind: the three nodes, 2000 requests one after
+    # another to the first, each command the nodes send to Redis seen by MONITOR
+    start_nodes 1000
+    rcli CONFIG RESETSTAT > /dev/null
+    s0=$(cstats)
+    redis-cli -p "$REDIS_PORT" MONITOR > "$B/monitor.txt" &
+    MON=$!
+    sleep 0.2
+    rurls redis 2000 "$GW_PORT"
+    sleep 0.5
+    kill "$MON"; wait "$MON" 2>/dev/null || true; MON=
+    seq_rt=$(evalsha)
+    seq_steps=$(steps "$s0" "$(cstats)" 2000)
+    seq_ops=$(perl -ne 'next if /\[\d+ lua\]/ || !/^\d/;
+        my @t = /"((?:[^"\\]|\\.)*)"/g; next unless @t;
+        my $c = uc $t[0]; $c .= " $t[7]" if $c eq "EVALSHA";
+        $n{$c}++; END { print join ", ", map { "$_: $n{$_}" } sort keys %n }' "$B/monitor.txt")
+
+    echo
+    echo "### Cost per request, uncontended"
+    echo
+    echo "The mock answers at once. Instructions, as in section 3: one nginx process"
+    echo "(master_process off) under callgrind, key \\\$uri, limit 1000 (never"
+    echo "reached), 2000 requests one after another on keep-alive connections per"
+    echo "location, counted between two callgrind dumps (the dump 0.5 s after the"
+    echo "last answer, so that the replies to the releases are in). Redis's own work"
+    echo "is not in these counts. EVALSHA: the calls Redis counted"
+    echo "(\`INFO commandstats\`, cmdstat_evalsha) over the same 2000 requests."
+    echo
+    echo "| setup | instructions per request (nginx) | vs plain | EVALSHA per request |"
+    echo "|---|---|---|---|"
+    for s in plain gate redis; do
+        perl -e 'my ($s, $ir, $ir0, $rt) = @ARGV;
+            printf "| %s | %.0f | %+.1f %% | %.3f |\n", $s, $ir / 2000,
+                100 * ($ir - $ir0) / $ir0, $rt / 2000;' \
+            "$s" "${rir[$s]}" "${rir[plain]}" "${rrt[$s]}"
+    done
+    echo
+    perl -e 'my ($g, $r) = map { $_ / 2000 } @ARGV;
+        printf "The Redis backend costs %.0f instructions per request more than the\n"
+             . "shared-memory gate (%+.1f %%) in nginx itself.\n", $r - $g, 100 * ($r - $g) / $g;' \
+        "${rir[gate]}" "${rir[redis]}"
+    callgrind_annotate --inclusive=yes "$B/callgrind.redis" 2>/dev/null | perl -ne '
+        BEGIN { ($n) = @ARGV; @ARGV = () }
+        $f{$2} = $1 =~ tr/,//dr if /^\s*([\d,]+) .*:(redisFormatSdsCommandArgv|redisAsyncHandleRead|redisAsyncCommandArgv) /;
+        END { printf "Of these, hiredis: %.0f per request formatting the commands"
+                   . " (redisFormatSdsCommandArgv, inclusive; %.0f for redisAsyncCommandArgv in all),"
+                   . " %.0f reading and dispatching the replies (redisAsyncHandleRead, inclusive,"
+                   . " the module'"'"'s reply handlers included).\n",
+                  map { ($f{$_} // 0) / $n } qw(redisFormatSdsCommandArgv redisAsyncCommandArgv redisAsyncHandleRead) }' 2000
+    echo "The zone's Redis as the process under valgrind saw it (state, changes of"
+    echo "state) before the 2000 requests: $vg_before; after: $vg_after. Error lines"
+    echo "in its log: $vg_errors."
+    echo
+    echo "The same without valgrind, on the three nodes of 5.2 (two workers each):"
+    echo "2000 requests one after another to the first node's /redis/ location."
+    echo "EVALSHA per request: $(perl -e 'printf "%.3f", $ARGV[0] / 2000' "$seq_rt") ($seq_rt calls);"
+    echo "every command the nodes sent Redis meanwhile (MONITOR, the script's own"
+    echo "commands left out; EVALSHA by step: a acquire, r release, n lease"
+    echo "renewal, c cool-down): $seq_ops. The same steps counted from"
+    echo "\`INFO commandstats\` (the script's own commands), per request: $seq_steps."
+    perl -e 'exit($ARGV[0] / 2000 <= 2 ? 0 : 1)' "$seq_rt" \
+        && echo "Target, at most 2 round trips per uncontended request: met." \
+        || echo "Target, at most 2 round trips per uncontended request: MISSED."
+
+    # 5.2: throughput, many keys, limit never reached
+    declare -A mrps mlat mrt mcpu merr
+    for round in 1 2 3; do
+        for s in gate redis; do
+            drain
+            mock reset
+            e0=$(evalsha); c0=$(redis_cpu); p0=$(passed shared)
+            out=$(mload "/$s/api/v2/scripts/" 1000 96 "$DUR")
+            drain
+            sleep 0.2
+            e1=$(evalsha); c1=$(redis_cpu); p1=$(passed shared)
+            read -r n d p99 bad < <(echo "$out" | perl -ne '
+                my %r = /(\w+)=(\S+)/g; my $bad = $r{errors} // 0;
+                for (split /,/, $r{statuses} // "") { my ($c, $k) = split /=/;
+                    $bad += $k unless $c =~ /^2/ }
+                print(($r{requests} // 0), " ", ($r{duration_s} || 1), " ",
+                      ($r{p99_ms} // "-"), " $bad\n");')
+            mrps[$s]="${mrps[$s]:-} $(perl -e "printf '%.0f', $n / $d")"
+            mlat[$s]="${mlat[$s]:-} $p99"
+            mrt[$s]="${mrt[$s]:-} $(perl -e "printf '%.3f', ($e1 - $e0) / ($n || 1)")"
+            [ "$s" = redis ] && mpass="${mpass:-} $(perl -e "printf '%.3f', ($e1 - $e0) / ($p1 - $p0 || 1)")"
+            mcpu[$s]="${mcpu[$s]:-} $(perl -e "printf '%.0f', 1e6 * ($c1 - $c0) / ($n || 1)")"
+            merr[$s]=$(( ${merr[$s]:-0} + bad ))
+        done
+    done
+    mspread=$(spread shared)
+    echo
+    echo "### Throughput, three nodes, the gate never the bottleneck"
+    echo
+    echo "Three nginx (two workers each) on ports ${N_PORTS[*]}, one Redis. wrk"
+    echo "(bench/keys.lua, NODES=...: its three threads one per node), 96 connections"
+    echo "(32 per node), $DUR s per setup, 1000 script versions, limit 1000: no key ever"
+    echo "waits. The mock answers at once. The setups alternated 3 times on the same"
+    echo "nodes: /gate/ (each node its own shared-memory gate) and /redis/ (the"
+    echo "cluster's gate in Redis). Everything shares 2 cores, so these are the"
+    echo "throughputs of this machine saturated by 6 workers, the mock, Redis and wrk,"
+    echo "not of a cluster with a host per node."
+    echo
+    echo "| setup | requests/s, 3 rounds | mean | vs shm | p99 ms, 3 rounds | EVALSHA per answered request | Redis CPU µs per answered request | non-2xx answers and wrk errors |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for s in gate redis; do
+        perl -e 'my ($s, $r, $r0, $l, $rt, $cpu, $err) = @ARGV;
+            my $mean = sub { my @v = split " ", shift; my $m = 0; $m += $_ for @v; $m / @v };
+            printf "| %s | %s | %.0f | %.1f %% | %s | %s | %s | %d |\n",
+                $s eq "gate" ? "shm only (each node its own gate)" : "Redis (one gate for the three)",
+                join(", ", split " ", $r), $mean->($r), 100 * $mean->($r) / $mean->($r0),
+                join(", ", split " ", $l), join(", ", split " ", $rt),
+                join(", ", split " ", $cpu), $err;' \
+            "$s" "${mrps[$s]}" "${mrps[gate]}" "${mlat[$s]}" "${mrt[$s]}" "${mcpu[$s]}" "${merr[$s]}"
+    done
+    echo
+    echo "wrk counts the answers it got; the requests under way when it stops (up to"
+    echo "96) still acquire and release. Per request that got a slot in the Redis"
+    echo "zone (the nodes' \`passed\`), EVALSHA:$(echo "$mpass" | sed 's/ /, /g; s/^,//')."
+    echo "Requests that got a slot in the Redis zone, node 1 / 2 / 3, since the"
+    echo "nodes started: $mspread. Redis as node 1 saw it at the end (state, changes): $(redis_seen 1)."
+    echo "Error lines in the nodes' logs: $(node_errors)."
+
+    # 5.3: contended: few keys, limit 4, the mock 20 ms and no limit of its own
+    start_mock --delay 20
+    start_nodes 4
+    echo
+    echo "### Contended: 4 keys, limit 4 per key, three nodes"
+    echo
+    echo "The mock answers after 20 ms and has no limit of its own, so its peak in"
+    echo "flight per key is what the gateways let through. Ideal goodput: 4 keys x 4"
+    echo "/ 20 ms = 800 requests/s. The same three nodes, now with limit=4; wrk, 96"
+    echo "connections (32 per node), 4 versions, $DUR s. Reference: the same load on"
+    echo "/gate/, each node gating alone (up to 3 x 4 per key reach the upstream)."
+    echo
+    echo "| setup | client requests | answers by status | wrk errors | goodput / ideal | p50 ms | p99 ms | max ms | EVALSHA per request | upstream peak in flight per key |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    : > "$B/contended.txt"
+    for s in redis gate; do
+        drain
+        mock reset
+        e0=$(evalsha); s0=$(cstats); p0=$(passed shared)
+        out=$(mload "/$s/api/v2/scripts/" 4 96 "$DUR")
+        drain
+        sleep 0.2
+        e1=$(evalsha); s1=$(cstats); p1=$(passed shared)
+        pk=$(peaks)
+        [ "$s" = redis ] && csteps="$(steps "$s0" "$s1" $((p1 - p0))) (over $((p1 - p0)) requests that got a slot)"
+        echo "$s|$out|$((e1 - e0))|$pk" | perl -ne '
+            my ($s, $res, $rt, $pk) = split /\|/; chomp $pk;
+            my %r = $res =~ /(\w+)=(\S+)/g;
+            my %st = map { split /=/ } split /,/, ($r{statuses} // "");
+            my $ok = 0; $ok += $st{$_} for grep { /^2/ } keys %st;
+            my $n = $r{requests} || 1; my $d = $r{duration_s} || 1;
+            my $max = 0; for ($pk =~ / (\d+)/g) { $max = $_ if $_ > $max }
+            printf "| %s | %d | %s | %d | %.1f %% (%.0f/s) | %s | %s | %s | %.2f | %s |\n",
+                $s eq "gate" ? "shm only, limit 4 on each node" : "Redis, limit 4 for the three",
+                $n, join(", ", map { "$_: $st{$_}" } sort keys %st), $r{errors} // 0,
+                100 * $ok / $d / 800, $ok / $d, $r{p50_ms} // "-", $r{p99_ms} // "-",
+                $r{max_ms} // "-", $rt / $n, $pk;
+            open my $fh, ">>", "'"$B"'/contended.txt";
+            print $fh "$s $max ", 100 * $ok / $d / 800, " ", $n - $ok + ($r{errors} // 0), "\n";'
+    done
+    echo
+    perl -ne 'my ($s, $max, $good, $bad) = split; next unless $s eq "redis";
+        printf "Targets (Redis): upstream peak per key <= 4: %s; no answer other than"
+             . " 2xx and no wrk error: %s; goodput %.1f %% of the ideal.\n",
+            $max <= 4 ? "met ($max)" : "MISSED ($max)",
+            $bad ? "MISSED ($bad)" : "met", $good;' "$B/contended.txt"
+    echo
+    echo "EVALSHA by step, per request that got a slot, Redis zone (from the script's"
+    echo "own commands in \`INFO commandstats\`): $csteps."
+    echo "Redis as node 1 saw it at the end (state, changes): $(redis_seen 1)."
+    echo "Error lines in the nodes' logs: $(node_errors)."
+    for i in 3 2 1; do stop_node $i; done
+    kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=
 fi
