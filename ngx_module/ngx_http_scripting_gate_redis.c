@@ -48,7 +48,6 @@
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_WAITER    2000    /* ms, at most */
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF   100     /* ms, first */
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF_MAX  2000
-#define NGX_HTTP_SCRIPTING_GATE_REDIS_ARGS      18
 
 
 /* scripting_gate_redis: a zone's Redis, and a worker's dealings with it */
@@ -81,6 +80,9 @@ struct ngx_http_scripting_gate_redis_s {
     ngx_queue_t                         holding;    /* with a slot, */
     ngx_queue_t                         free;       /* or unused */
     ngx_uint_t                          serial;     /* of members */
+    u_char                             *out;        /* a command */
+    size_t                              out_size;
+    u_char                              number[NGX_INT_T_LEN];
     unsigned                            connected:1;
 };
 
@@ -183,6 +185,8 @@ static void ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_scripting_gate_redis_message(redisAsyncContext *ac,
     void *r, void *privdata);
+static ngx_uint_t ngx_http_scripting_gate_redis_named(redisReply *msg,
+    ngx_http_scripting_gate_remote_t *rr);
 static void ngx_http_scripting_gate_redis_lost(
     ngx_http_scripting_gate_redis_t *rd, const redisAsyncContext *ac,
     const char *why);
@@ -212,7 +216,9 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend = {
  * queue's expiries, and its hash (e: effective limit, l: learning, p:
  * next probe, g: probe gap, b: probing, c: cool-down end, n: next start,
  * s: tickets).  ARGV[1] the step, ARGV[2] the member.  Time is Redis's, so
- * that the nodes' clocks do not matter.  The learning follows the shared
+ * that the nodes' clocks do not matter.  When slots are free and waiters
+ * wait (a release, a lease or a waiter expired), the members that can go
+ * now are published: only their owners ask again.  The learning follows the shared
  * memory's (queue.c), with the cluster's figures.
  */
 static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
@@ -221,6 +227,19 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "local t = redis.call('TIME')\n"
 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 "local ttl = 600000\n"
+"local function wake(channel, limit, min, adaptive)\n"
+"  if redis.call('ZCARD', q) == 0 then return end\n"
+"  local lim = limit\n"
+"  if adaptive == '1' then\n"
+"    lim = math.max(math.min(tonumber(redis.call('HGET', h, 'e')) or min,"
+" limit), min)\n"
+"  end\n"
+"  local free = lim - redis.call('ZCARD', s)\n"
+"  if free > 0 then\n"
+"    redis.call('PUBLISH', channel,\n"
+"               table.concat(redis.call('ZRANGE', q, 0, free - 1), ' '))\n"
+"  end\n"
+"end\n"
 "if op == 'n' then\n"
 "  redis.call('ZADD', s, 'XX', now + tonumber(ARGV[3]), m)\n"
 "  return 0\n"
@@ -233,10 +252,11 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "  end\n"
 "  return 0\n"
 "end\n"
-"redis.call('ZREMRANGEBYSCORE', s, '-inf', now)\n"
-"local gone = redis.call('ZRANGEBYSCORE', w, '-inf', now)\n"
-"for i = 1, #gone do redis.call('ZREM', q, gone[i]) end\n"
+"local gone = redis.call('ZREMRANGEBYSCORE', s, '-inf', now)\n"
+"local left = redis.call('ZRANGEBYSCORE', w, '-inf', now)\n"
+"for i = 1, #left do redis.call('ZREM', q, left[i]) end\n"
 "redis.call('ZREMRANGEBYSCORE', w, '-inf', now)\n"
+"gone = gone + #left\n"
 "if op == 'r' then\n"
 "  local o, limit, min = tonumber(ARGV[3]), tonumber(ARGV[4]),"
 " tonumber(ARGV[5])\n"
@@ -273,11 +293,11 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "  redis.call('ZREM', s, m)\n"
 "  redis.call('ZREM', q, m)\n"
 "  redis.call('ZREM', w, m)\n"
-"  local n = redis.call('ZCARD', q)\n"
-"  if n > 0 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end\n"
-"  return {3, redis.call('ZCARD', s), n, 0, 0}\n"
+"  wake(ARGV[7], limit, min, ARGV[6])\n"
+"  return {3, redis.call('ZCARD', s), redis.call('ZCARD', q), 0, 0}\n"
 "end\n"
 "local limit, min = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+"if gone > 0 then wake(ARGV[11], limit, min, ARGV[5]) end\n"
 "local f = redis.call('HMGET', h, 'e', 'c', 'n')\n"
 "local eff = limit\n"
 "if ARGV[5] == '1' then\n"
@@ -706,6 +726,10 @@ ngx_http_scripting_gate_redis_exit_process(ngx_array_t *redis)
                 ngx_free(rr);
             }
         }
+
+        ngx_free(rd[i]->out);
+        rd[i]->out = NULL;
+        rd[i]->out_size = 0;
     }
 }
 
@@ -1408,8 +1432,10 @@ ngx_http_scripting_gate_remote_answer(ngx_http_scripting_gate_remote_t *rr,
 /*
  * One EVALSHA of the script, on the worker's connection, pipelined behind
  * what is under way: the key's four names, the step, the member, numbers,
- * and for a release the channel and the key to wake the waiters with.
- * The replies of acquires and releases go to their record; those of
+ * and for an acquire or a release the channel to wake waiters on.  The
+ * command is written in the protocol here, in the worker's buffer: cheaper
+ * than hiredis's formatting, which copies each argument twice.  The
+ * replies of acquires and releases go to their record; those of
  * cool-downs and renewals to nobody.
  */
 
@@ -1418,56 +1444,64 @@ ngx_http_scripting_gate_redis_send(ngx_http_scripting_gate_redis_t *rd,
     ngx_http_scripting_gate_remote_t *rr, char op, ngx_uint_t *args,
     ngx_uint_t nargs)
 {
-    int          argc;
-    u_char       nums[8][NGX_INT_T_LEN], *p;
-    char         step[1];
+    u_char      *p;
+    size_t       size;
     void        *data;
-    ngx_uint_t   i;
-    const char  *argv[NGX_HTTP_SCRIPTING_GATE_REDIS_ARGS];
-    size_t       argvlen[NGX_HTTP_SCRIPTING_GATE_REDIS_ARGS];
+    ngx_uint_t   i, n, wake;
 
     if (rd->ac == NULL) {
         return NGX_ERROR;
     }
 
-    step[0] = op;
+    wake = (op == 'a' || op == 'r');
+    n = 9 + nargs + wake;
 
-    argv[0] = "EVALSHA";
-    argvlen[0] = 7;
-    argv[1] = (char *) ngx_http_scripting_gate_redis_sha;
-    argvlen[1] = sizeof(ngx_http_scripting_gate_redis_sha);
-    argv[2] = "4";
-    argvlen[2] = 1;
+    size = sizeof("*\r\n") - 1 + NGX_INT_T_LEN
+           + n * (sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN)
+           + sizeof(ngx_http_scripting_gate_redis_sha) + 4 * rr->name_len
+           + rr->member_len + nargs * NGX_INT_T_LEN + rd->channel.len + 16;
+
+    if (size > rd->out_size) {
+        p = ngx_alloc(size, rd->log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_free(rd->out);
+        rd->out = p;
+        rd->out_size = size;
+    }
+
+    p = ngx_sprintf(rd->out, "*%ui\r\n$7\r\nEVALSHA\r\n$%uz\r\n%*s\r\n"
+                    "$1\r\n4\r\n",
+                    n, sizeof(ngx_http_scripting_gate_redis_sha),
+                    sizeof(ngx_http_scripting_gate_redis_sha),
+                    ngx_http_scripting_gate_redis_sha);
 
     for (i = 0; i < 4; i++) {
-        argv[3 + i] = (char *) rr->buf + i * rr->name_len;
-        argvlen[3 + i] = rr->name_len;
+        p = ngx_sprintf(p, "$%uz\r\n%*s\r\n", rr->name_len, rr->name_len,
+                        rr->buf + i * rr->name_len);
     }
 
-    argv[7] = step;
-    argvlen[7] = 1;
-    argv[8] = (char *) rr->buf + 4 * rr->name_len;
-    argvlen[8] = rr->member_len;
-
-    argc = 9;
+    p = ngx_sprintf(p, "$1\r\n%c\r\n$%uz\r\n%*s\r\n", op, rr->member_len,
+                    rr->member_len, rr->buf + 4 * rr->name_len);
 
     for (i = 0; i < nargs; i++) {
-        p = ngx_sprintf(nums[i], "%ui", args[i]);
-        argv[argc] = (char *) nums[i];
-        argvlen[argc++] = p - nums[i];
+        p = ngx_sprintf(p, "$%uz\r\n%ui\r\n",
+                        (size_t) (ngx_sprintf(rd->number, "%ui", args[i])
+                                  - rd->number),
+                        args[i]);
     }
 
-    if (op == 'r') {
-        argv[argc] = (char *) rd->channel.data;
-        argvlen[argc++] = rd->channel.len;
-        argv[argc] = (char *) rr->buf + 4 * rr->name_len + rr->member_len;
-        argvlen[argc++] = rr->key_len;
+    if (wake) {
+        p = ngx_sprintf(p, "$%uz\r\n%V\r\n", rd->channel.len, &rd->channel);
     }
 
-    data = (op == 'a' || op == 'r') ? rr : NULL;
+    data = wake ? rr : NULL;
 
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_scripting_gate_remote_reply,
-                              data, argc, argv, argvlen)
+    if (redisAsyncFormattedCommand(rd->ac,
+                                   ngx_http_scripting_gate_remote_reply,
+                                   data, (char *) rd->out, p - rd->out)
         != REDIS_OK)
     {
         return NGX_ERROR;
@@ -1680,16 +1714,16 @@ ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac, void *r,
 
 
 /*
- * A key's slot was given back somewhere: this worker's waiters of the key
- * ask again, from a posted event (asking may end a wait, whose handler
- * may change the list walked here).
+ * Slots are free at a key: the waiters named, those of this worker among
+ * them, ask again, from a posted event (asking may end a wait, whose
+ * handler may change the list walked here).
  */
 
 static void
 ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
     void *privdata)
 {
-    redisReply                        *reply = r, *key;
+    redisReply                        *reply = r, *msg;
     ngx_queue_t                       *q;
     ngx_http_scripting_gate_redis_t   *rd;
     ngx_http_scripting_gate_remote_t  *rr;
@@ -1714,7 +1748,7 @@ ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
         return;
     }
 
-    key = reply->element[2];
+    msg = reply->element[2];
 
     for (q = ngx_queue_head(&rd->waiting);
          q != ngx_queue_sentinel(&rd->waiting);
@@ -1723,9 +1757,7 @@ ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
         rr = ngx_queue_data(q, ngx_http_scripting_gate_remote_t, queue);
 
         if (rr->asking || rr->event.posted || rr->hold == NULL
-            || rr->key_len != key->len
-            || ngx_memcmp(rr->buf + 4 * rr->name_len + rr->member_len,
-                          key->str, key->len) != 0)
+            || !ngx_http_scripting_gate_redis_named(msg, rr))
         {
             continue;
         }
@@ -1736,6 +1768,38 @@ ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
 
         ngx_post_event(&rr->event, &ngx_posted_events);
     }
+}
+
+
+/* whether a wake-up, members separated by spaces, names the record's */
+
+static ngx_uint_t
+ngx_http_scripting_gate_redis_named(redisReply *msg,
+    ngx_http_scripting_gate_remote_t *rr)
+{
+    u_char  *p, *last, *member;
+
+    p = (u_char *) msg->str;
+    last = p + msg->len;
+    member = rr->buf + 4 * rr->name_len;
+
+    while (last - p >= (ssize_t) rr->member_len) {
+        if (ngx_memcmp(p, member, rr->member_len) == 0
+            && (p + rr->member_len == last || p[rr->member_len] == ' '))
+        {
+            return 1;
+        }
+
+        p = ngx_strlchr(p, last, ' ');
+
+        if (p == NULL) {
+            break;
+        }
+
+        p++;
+    }
+
+    return 0;
 }
 
 
