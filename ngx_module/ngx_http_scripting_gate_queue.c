@@ -734,7 +734,7 @@ ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
 {
     ngx_int_t                             rc;
     ngx_msec_t                            now;
-    ngx_uint_t                            j;
+    ngx_uint_t                            j, remote;
     ngx_queue_t                          *q;
     ngx_http_scripting_gate_node_t       *node;
     ngx_http_scripting_gate_shctx_t      *sh;
@@ -754,8 +754,9 @@ ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
     z->retrying = sh->retrying;
     z->exhausted = sh->budget_exhausted;
     /* a slot held while waiting at Redis is a place in the queue */
-    z->totals.active = sh->active - sh->remote;
-    z->totals.queued = sh->queued + sh->remote;
+    remote = ngx_min(sh->remote, sh->active);
+    z->totals.active = sh->active - remote;
+    z->totals.queued = sh->queued + remote;
     ngx_http_scripting_gate_shm_copy(&z->totals, &sh->counters);
     z->wait = sh->wait;
     z->upstream = sh->upstream;
@@ -801,8 +802,9 @@ ngx_http_scripting_gate_shm_snapshot(ngx_http_scripting_gate_zone_t *zone,
         k->limit = node->limit;
         k->effective_limit = node->effective;
         k->rate = node->rate;
-        k->active = node->active - node->remote;
-        k->queued = node->queued + node->remote;
+        remote = ngx_min(node->remote, node->active);
+        k->active = node->active - remote;
+        k->queued = node->queued + remote;
         k->cluster_active = node->cluster_active;
         k->cluster_queued = node->cluster_queued;
         k->cooldown = ngx_http_scripting_gate_is_cooling(node, now)
