@@ -10,9 +10,9 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ScriptingGate::Mock;
-use ScriptingGate::Util qw(html_put http_get wait_until servroot);
+use ScriptingGate::Nodes;
+use ScriptingGate::Util qw(html_put http_get wait_until servroot children);
 use JSON::PP qw(decode_json);
-use File::Path ();
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -55,58 +55,24 @@ sub submit_cb {
 # the pid of unshare, whose death kills the namespace (--kill-child)
 sub start_in_pidns {
     my ($name, $port, %o) = @_;
-    my $workers = $o{workers} || 2;
     my $timeout = $o{queue_timeout} || '10s';
-    my $dir = servroot() . "/$name";
-    mkdir $dir;
-    mkdir "$dir/logs";
-    mkdir "$dir/conf";
-    my $modules = join '', map { "load_module $_;\n" }
-                           split ' ', $ENV{TEST_NGINX_LOAD_MODULES} // '';
-    open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
-    print $fh <<"_EOC_";
-${modules}worker_processes $workers;
-daemon off;
-master_process on;
-pid logs/nginx.pid;
-error_log logs/error.log info;
-events { worker_connections 256; }
-http {
+    my @user = $> == 0 ? () : ('--map-root-user');
+    my $node = ScriptingGate::Nodes::start_node(
+        name => $name, port => $port, workers => $o{workers} || 2,
+        worker_connections => 256, wait => 0,
+        exec_prefix => ['unshare', '--pid', '--fork', '--kill-child', @user],
+        http => <<'_EOC_' =~ s/QUEUE_TIMEOUT/$timeout/r);
     access_log off;
-    scripting_gate_zone \$script_id zone=ns:1m;
+    scripting_gate_zone $script_id zone=ns:1m;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$TEST_NGINX_NODE_PORT;
         location ~ ^/api/v2/scripts/(?<script_id>[^/]+) {
-            scripting_gate zone=ns limit=1 queue=50 queue_timeout=$timeout;
-            proxy_pass http://127.0.0.1:$ENV{TEST_NGINX_MOCK_PORT};
+            scripting_gate zone=ns limit=1 queue=50 queue_timeout=QUEUE_TIMEOUT;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
         }
     }
-}
 _EOC_
-    close $fh;
-    my @user = $> == 0 ? () : ('--map-root-user');
-    my $pid = fork();
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDOUT, '>', "$dir/logs/stdout";
-        open STDERR, '>&', \*STDOUT;
-        { exec 'unshare', '--pid', '--fork', '--kill-child', @user,
-               $ENV{TEST_NGINX_BINARY} || 'nginx', '-p', "$dir/",
-               '-c', "$dir/conf/nginx.conf" };
-        POSIX::_exit(127);
-    }
-    return $pid;
-}
-
-sub children {
-    my ($parent) = @_;
-    my @kids;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open my $fh, '<', $stat or next;
-        my $l = <$fh> // '';
-        push @kids, $1 if $l =~ /^(\d+) \(.*?\) \S+ (\d+)/ && $2 == $parent;
-    }
-    return @kids;
+    return $node->{pid};
 }
 
 run_tests();
@@ -277,12 +243,11 @@ while (<$u>) { $names{$1}++ if m{\@nginx-scripting-gate/(2|3)/[0-9a-f]{16}\s*$} 
 close $u;
 my @err;
 for my $n ('ns1', 'ns2') {
-    open my $fh, '<', servroot() . "/$n/logs/error.log" or next;
+    open my $fh, '<', ScriptingGate::Nodes::prefix($n) . "/logs/error.log" or next;
     push @err, "$n: $_" for grep { /\[(emerg|alert|crit)\]/ } <$fh>;
 }
 kill 'KILL', @kids;    # unshare ignores TERM; --kill-child
 waitpid($_, 0) for @kids;
-File::Path::remove_tree(map { servroot() . "/$_" } 'ns1', 'ns2');
 html_put('result.txt', "listening: $up\n"
          . "instance 1: $out{1}\ninstance 2: $out{2}\n"
          . "sockets of pid 2: " . ($names{2} // 0) . ", of pid 3: " . ($names{3} // 0) . "\n"
@@ -310,8 +275,8 @@ my $kid = main::start_in_pidns('ns3', $port, workers => 1,
                                queue_timeout => '4s');
 wait_until(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
                                            Timeout => 1) });
-my ($master) = main::children($kid);
-my ($worker) = main::children($master);
+my ($master) = children($kid);
+my ($worker) = children($master);
 # the worker, pid 2 in its namespace, holds the key's one slot
 my $bg = ScriptingGate::Util::background(
     ["http://127.0.0.1:$port/api/v2/scripts/reuse?scriptDataVersion=1",
@@ -319,7 +284,7 @@ my $bg = ScriptingGate::Util::background(
      headers => { 'X-Mock-Action' => '200/delay=8000' }]);
 wait_until(5, sub { ScriptingGate::Mock::key_stats('reuse:1:')->{in_flight} });
 kill 'KILL', $worker;
-wait_until(5, sub { !grep { $_ == $worker } main::children($master) });
+wait_until(5, sub { !grep { $_ == $worker } children($master) });
 # at once, before the new worker's first sweep: another process of the
 # namespace gets pid 2, as a reused pid would
 my $taken = `nsenter -t $master -p -- sh -c 'echo 1 > /proc/sys/kernel/ns_last_pid; sleep 30 >/dev/null 2>&1 & echo \$!'`;
@@ -331,7 +296,6 @@ my $took = time - $t0;
 kill 'KILL', $kid;
 waitpid($kid, 0);
 ScriptingGate::Util::reap($bg);
-File::Path::remove_tree(servroot() . '/ns3');
 html_put('result.txt', "pid taken: $taken\n"
          . "next request: $res->{status}"
          . ($took < 3 ? " within the queue timeout" : " after $took s") . "\n");

@@ -17,7 +17,7 @@ use POSIX ();
 use Exporter 'import';
 our @EXPORT_OK = qw(server_port servroot html_put http_get status_json
                     wait_until background reap master_pid worker_pids
-                    error_log_has);
+                    children error_log_has);
 
 sub server_port {
     return $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
@@ -133,13 +133,19 @@ sub master_pid {
 
 sub worker_pids {
     my $master = master_pid() or return ();
+    return children($master);
+}
+
+# the pids of a process's children
+sub children {
+    my ($parent) = @_;
     my @pids;
     for my $dir (glob '/proc/[0-9]*') {
         open my $fh, '<', "$dir/stat" or next;
         my $stat = <$fh>;
         close $fh;
         next unless defined $stat && $stat =~ /^(\d+) \(.*?\) \S+ (\d+)/;
-        push @pids, $1 if $2 == $master;
+        push @pids, $1 if $2 == $parent;
     }
     return @pids;
 }
