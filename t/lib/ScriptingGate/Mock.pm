@@ -151,12 +151,14 @@ sub key_stats {
 
 
 # burst(port => P, n => N, paths => [...], method => 'GET', headers => {},
-#       body => '...', host => '127.0.0.1', timeout => 30,
+#       body => '...', host => '127.0.0.1', timeout => 30, over => S,
 #       responses => \@out)
 #
 # N requests at once: all N connections are opened first, and only once all
 # are established are the requests sent; then every answer is waited for,
-# until the timeout.  Request i goes to paths->[i % @paths] (a path, or a
+# until the timeout.  With over => S (seconds), the requests are sent
+# spread evenly over S instead of all at once: request i at i x S / N
+# after the first, so that their order of arrival is known.  Request i goes to paths->[i % @paths] (a path, or a
 # full http://host:port/path URL).  Returns status => count; a request that
 # got no answer (refused, reset, timed out) counts as 599.  With responses,
 # @out gets {status, head, body} per request, in order.
@@ -221,6 +223,9 @@ sub burst {
     }, sub { $_[0]{state} eq 'connecting' ? POLLOUT : 0 });
 
     $_->{state} = 'sending' for grep { $_->{state} eq 'connected' } @c;
+    my $t0 = time;
+    my $over = $o{over} || 0;
+    $_->{due} = $t0 + $over * $_->{i} / $n for @c;
 
     # 2: the requests, then the answers
     _loop(\@c, $deadline, sub {
@@ -249,8 +254,12 @@ sub burst {
         }
     }, sub {
         my $c = $_[0];
-        return $c->{state} eq 'sending' ? POLLOUT
+        return $c->{state} eq 'sending' ? ($c->{due} <= time ? POLLOUT : 0)
              : $c->{state} eq 'reading' ? POLLIN : 0;
+    }, sub {
+        # the next request not yet due
+        my ($next) = grep { $_->{state} eq 'sending' && $_->{due} > time } @c;
+        return $next ? $next->{due} : undef;
     });
 
     my %st;
@@ -273,10 +282,11 @@ sub burst {
     return %st;
 }
 
-# polls the connections whose want() is not 0 until none is left or the
+# polls the connections whose want() is not 0 until none is left (and
+# next(), if given, says no connection will want anything later) or the
 # deadline passes; on() is called for each event
 sub _loop {
-    my ($c, $deadline, $on, $want) = @_;
+    my ($c, $deadline, $on, $want, $next) = @_;
     while (1) {
         my $poll = IO::Poll->new;
         my %by;
@@ -285,14 +295,23 @@ sub _loop {
             $poll->mask($x->{sock} => $m);
             $by{ fileno $x->{sock} } = $x;
         }
-        last unless %by;
+        my $due = $next ? $next->() : undef;
+        last unless %by || defined $due;
         my $left = $deadline - time;
         if ($left <= 0) {
             # what is still going on has failed
-            $_->{state} = 'failed' for values %by;
+            $_->{state} = 'failed'
+                for grep { $_->{state} =~ /^(?:connecting|sending|reading)$/ } @$c;
             last;
         }
-        my $r = $poll->poll($left > 1 ? 1 : $left);
+        my $wait = $left > 1 ? 1 : $left;
+        $wait = $due - time if defined $due && $due - time < $wait;
+        $wait = 0 if $wait < 0;
+        unless (%by) {
+            select(undef, undef, undef, $wait);
+            next;
+        }
+        my $r = $poll->poll($wait);
         next if $r <= 0;
         for my $h ($poll->handles) {
             my $ev = $poll->events($h) or next;
