@@ -82,8 +82,9 @@ _EOC_
 # start_node(name => 'a', port => P, http => TEXT, workers => 2,
 #            worker_connections => 1024, log_level => 'info',
 #            exec_prefix => ['unshare', '--pid', '--fork', ...],
-#            wait => 1)
-# starts one node (its prefix emptied first); with wait (the default),
+#            tag => 'burst-', wait => 1)
+# starts one node (its prefix, prefix("$tag$name"), emptied first: a tag
+# keeps a block's logs apart from another's); with wait (the default),
 # returns once it accepts connections on its port and its master has its
 # workers.  Dies, with its error log, if it does not start.
 sub start_node {
@@ -96,7 +97,7 @@ sub start_node {
         log_level => $o{log_level} // 'info',
         prefixed => $o{exec_prefix} ? 1 : 0,
     };
-    my $dir = $node->{dir} = prefix($node->{name});
+    my $dir = $node->{dir} = prefix(($o{tag} // '') . $node->{name});
     remove_tree($dir);
     make_path("$dir/logs", "$dir/conf");
     write_conf($node, $o{http} // '');

@@ -13,6 +13,8 @@ package ScriptingGate::Redis;
 #   ScriptingGate::Redis::stop();        # TERM, then waits for it
 #   ScriptingGate::Redis::kill9();       # SIGKILL, then waits for it
 #   ScriptingGate::Redis::restart();     # stop and start on the same port
+#   ScriptingGate::Redis::start(password => 's3cret');  # requirepass; cmd()
+#                                        # then sends AUTH first
 #
 # The port is $TEST_NGINX_REDIS_PORT when set, else a free one the kernel
 # gives.  Its log goes to build/test-artifacts/redis/redis-PORT.log.  An
@@ -35,6 +37,7 @@ my $pid;            # the server's pid
 my $owner;          # the pid of the process that started it
 my $conn;           # cmd()'s connection
 my $conn_pid;       # the process that opened it (a fork has its own)
+my $password;       # requirepass, if started with one
 
 sub binary { return $ENV{SCRIPTING_REDIS_BINARY} || '/usr/bin/redis-server' }
 
@@ -58,10 +61,12 @@ sub free_port {
     return $p;
 }
 
-# start(): (re)starts the server; returns its port once it answers PING
+# start(password => P, args => [...]): (re)starts the server; returns its
+# port once it answers PING
 sub start {
     my (%opt) = @_;
     stop() if $pid;
+    $password = $opt{password};
 
     my $bin = binary();
     die "ScriptingGate::Redis: no redis-server at $bin\n" unless -x $bin;
@@ -74,6 +79,7 @@ sub start {
     my @args = ('--port', $port, '--bind', '127.0.0.1', '--save', '',
                 '--appendonly', 'no', '--daemonize', 'no', '--dir', $dir,
                 '--loglevel', 'notice');
+    push @args, '--requirepass', $password if defined $password;
     push @args, @{ $opt{args} } if $opt{args};
 
     $pid = fork();
@@ -121,11 +127,13 @@ sub stop { _reap('TERM') }
 # SIGKILL: what a crash or an OOM kill does
 sub kill9 { _reap('KILL') }
 
-# stops it and starts it again on the same port, empty (nothing is saved)
+# stops it and starts it again on the same port, empty (nothing is saved),
+# with the same password
 sub restart {
     my (%opt) = @_;
+    my $pw = $password;
     stop();
-    return start(%opt);
+    return start(defined $pw ? (password => $pw) : (), %opt);
 }
 
 sub running { return $pid && kill(0, $pid) && waitpid($pid, WNOHANG) == 0 }
@@ -158,6 +166,12 @@ sub _connect {
         or die "ScriptingGate::Redis: connect to " . port() . ": $!\n";
     $conn->autoflush(1);
     $conn_pid = $$;
+    if (defined $password) {
+        my $c = $conn;
+        my $ok = cmd('AUTH', $password);
+        die "ScriptingGate::Redis: AUTH: $ok\n" unless $ok eq 'OK';
+        return $c;
+    }
     return $conn;
 }
 
@@ -234,10 +248,12 @@ sub _reply {
     die "unexpected reply \"$l\"\n";
 }
 
-# the keys that match a pattern, sorted (KEYS: the test's Redis is small)
+# the keys that match a pattern, sorted (KEYS: the test's Redis is small);
+# in scalar context, how many
 sub keys_like {
     my ($pattern) = @_;
-    return sort @{ cmd('KEYS', $pattern) || [] };
+    my @k = sort @{ cmd('KEYS', $pattern) || [] };
+    return wantarray ? @k : scalar @k;
 }
 
 1;

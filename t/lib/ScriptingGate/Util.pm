@@ -16,8 +16,8 @@ use POSIX ();
 
 use Exporter 'import';
 our @EXPORT_OK = qw(server_port servroot html_put http_get status_json
-                    wait_until background reap master_pid worker_pids
-                    children error_log_has);
+                    wait_until background reap spawn collect
+                    master_pid worker_pids children error_log_has);
 
 sub server_port {
     return $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
@@ -110,6 +110,38 @@ sub reap {
         push @out, [split / /, $line];
     }
     return @out;
+}
+
+# runs $code in a child process (e.g. a Mock::burst while the test does
+# something else); collect() waits for it and returns what $code returned
+# (a string or a reference to plain data, which comes back as JSON), or
+# dies with what $code died with
+sub spawn {
+    my ($code) = @_;
+    pipe(my $r, my $w) or die "pipe: $!";
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        close $r;
+        my $out = eval { $code->() };
+        print $w encode_json({ out => $out, error => $@ || undef });
+        close $w;
+        POSIX::_exit(0);
+    }
+    close $w;
+    return [$pid, $r];
+}
+
+sub collect {
+    my ($kid) = @_;
+    my ($pid, $r) = @$kid;
+    my $text = do { local $/; <$r> };
+    close $r;
+    waitpid($pid, 0);
+    my $res = eval { decode_json($text // '') }
+        or die "collect: the child $pid said nothing\n";
+    die $res->{error} if defined $res->{error};
+    return $res->{out};
 }
 
 # for what nginx logs outside the block's own requests (during --- init)
