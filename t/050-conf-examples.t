@@ -3,7 +3,8 @@
 # t/042-stats-prometheus.t's).  genesys-cloud.conf talks TLS, with SNI and
 # verification, to a stand-in for the regional API and login hosts: an
 # nginx server of the block with a certificate made here for
-# api.mypurecloud.com and login.mypurecloud.com.
+# api.mypurecloud.com and login.mypurecloud.com.  two-node.conf runs as two
+# nodes, against a redis-server started by the test, with a password.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
@@ -11,7 +12,8 @@ use Cwd qw(getcwd);
 use JSON::PP qw(decode_json);
 use MIME::Base64 qw(encode_base64);
 use ScriptingGate::Mock;
-use ScriptingGate::Util qw(html_put http_get servroot);
+use ScriptingGate::Redis;
+use ScriptingGate::Util qw(html_put http_get servroot status_json wait_until);
 
 ScriptingGate::Mock::start(delay => 0);
 
@@ -36,8 +38,15 @@ no_shuffle();
 # starts an example from its own prefix; returns an error or undef
 sub start_example {
     my ($name, %subst) = @_;
+    return start_example_as(undef, $name, %subst);
+}
+
+# the same from a prefix of its own, example_prefix($tag): an example run
+# as several nodes
+sub start_example_as {
+    my ($tag, $name, %subst) = @_;
     my $top = getcwd();
-    my $prefix = example_prefix();
+    my $prefix = example_prefix($tag);
     system("rm -rf $prefix");
     system("mkdir -p $prefix");
     mkdir "$prefix/$_" for qw(conf logs modules cache);
@@ -81,10 +90,14 @@ sub async_job {
 }
 
 # outside the server root, which the runner alone manages
-sub example_prefix { return getcwd() . "/build/test-artifacts/example" }
+sub example_prefix {
+    my ($tag) = @_;
+    return getcwd() . "/build/test-artifacts/example" . (defined $tag ? "-$tag" : '');
+}
 
 sub stop_example {
-    my $prefix = example_prefix();
+    my ($tag) = @_;
+    my $prefix = example_prefix($tag);
     my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     system("$nginx -p $prefix/ -c conf/nginx.conf -s stop 2>/dev/null");
     # the master goes with its workers; the runner reaps it
@@ -251,3 +264,71 @@ gate keys: sdk:4: sdk::v5
 log: POST /login/oauth/token gate=-
 log: GET /platform/api/v2/scripts/sdk/pages?scriptDataVersion=4 gate=PASSED
 --- timeout: 10
+
+
+
+=== TEST 4: two-node.conf as two nodes sharing one Redis (with a password, database 2): a burst split across them has at most the limit in flight upstream
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+        server_name api.mypurecloud.com;
+        ssl_certificate     $TEST_NGINX_TLS_DIR/api.crt;
+        ssl_certificate_key $TEST_NGINX_TLS_DIR/api.key;
+        location / {
+            proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        }
+    }
+--- config
+--- main_config
+--- init
+package main;
+my $pw = 'two-node-secret';
+ScriptingGate::Redis::start(password => $pw);
+ScriptingGate::Redis::cmd('FLUSHALL');
+my @ports = ($ENV{TEST_NGINX_EXAMPLE_PORT}, $ENV{TEST_NGINX_EXAMPLE_PORT2});
+my @err;
+for my $i (0, 1) {
+    my $e = start_example_as("node$i", 'two-node.conf',
+        'api.mypurecloud.com:443' => "127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
+        '/etc/ssl/certs/ca-certificates.crt' => "$ENV{TEST_NGINX_TLS_DIR}/api.crt",
+        'listen  8080;' => "listen  127.0.0.1:$ports[$i];",
+        'redis://:CHANGE-ME@10.0.0.5:6379/2'
+            => "redis://:$pw\@127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT}/2");
+    push @err, "node$i: $e" if $e;
+}
+my @status = map { "http://127.0.0.1:$_/scripting-gate/status" } @ports;
+my $redis = sub { ((status_json($_[0]) || {})->{zones}{scripts}{redis} || {})->{state} // 'none' };
+my $up = @err ? 0 : grep { my $u = $_; wait_until(10, sub { $redis->($u) eq 'up' }) } @status;
+ScriptingGate::Mock::reset();
+# 40 at once, half through each node, 200 ms each at the upstream
+my %st = @err ? () : ScriptingGate::Mock::burst(n => 40, timeout => 30,
+    headers => { 'X-Mock-Action' => '200/delay=200' },
+    paths => [map { "http://127.0.0.1:$ports[$_ % 2]/api/v2/scripts/two?scriptDataVersion=1" } 0 .. 39]);
+my $k = ScriptingGate::Mock::key_stats('two:1:');
+my @keys = map { ScriptingGate::Redis::cmd('SELECT', $_);
+                 scalar ScriptingGate::Redis::keys_like('sg:{scripts:*') } (2, 0);
+my @kst = map { ((status_json($_) || {})->{zones}{scripts}{keys} || {})->{'two:1:'} || {} } @status;
+stop_example("node$_") for 0, 1;
+my @logs;
+for my $i (0, 1) {
+    open my $fh, '<', example_prefix("node$i") . "/logs/error.log" or next;
+    push @logs, map { "node$i: $_" } grep { /\[(?:alert|emerg|crit)\]|scripting_gate_redis/ } <$fh>;
+}
+html_put('result.txt', join '', (map { "error: $_" } @err),
+    "redis up on nodes: $up\n",
+    "burst: ", join(' ', map { "$_ x $st{$_}" } sort keys %st), "\n",
+    "upstream: requests=$k->{requests} peak=$k->{peak_in_flight}\n",
+    "keys of zone scripts in database 2: ", ($keys[0] ? "yes" : "none"),
+    ", in database 0: ", ($keys[1] ? "yes" : "none"), "\n",
+    "the nodes' own figures: ", join(' ', map { "passed=" . ($_->{passed} // 'none')
+        . (defined $_->{cluster_active} ? " with the cluster's" : "") } @kst), "\n",
+    @logs);
+--- request
+GET /result.txt
+--- response_body
+redis up on nodes: 2
+burst: 200 x 40
+upstream: requests=40 peak=10
+keys of zone scripts in database 2: yes, in database 0: none
+the nodes' own figures: passed=20 with the cluster's passed=20 with the cluster's
+--- timeout: 40
