@@ -511,7 +511,75 @@ b: unreachable x 1, reachable again x 1
 
 
 
-=== TEST 12: fallback=closed with Redis stopped: the gate's status, Retry-After and the upstream's JSON error shape; gated requests pass again once it is back
+=== TEST 12: Redis that stops answering (SIGSTOP) with its connections open: after the timeout the requests go on under fallback=local, and shared gating comes back when it answers again
+--- config
+--- init
+package main;
+main::fresh();
+my @n = main::start_nodes(2, tag => 't12-', redis => 'timeout=300ms',
+                          gate => 'limit=2 queue=200 queue_timeout=20s');
+ScriptingGate::Redis::freeze();
+my $t0 = time;
+# 8 requests, 4 per node: once Redis is given up, each node lets 2 at a time
+my %st = ScriptingGate::Mock::burst(n => 8, timeout => 20,
+                                    paths => [main::paths(8, 1, @n)]);
+my $took = time - $t0;
+my @states = map { main::redis_of($_)->{state} } @n;
+# each node's first two requests waited the timeout for Redis; once it was
+# given up, the next two should wait only for their turn at the node (one
+# round of 100 ms), not for Redis again
+my @again_waited;
+for my $node (@n) {
+    my @w = sort { $a <=> $b } map { (split ' ')[5] }
+            grep { (split ' ')[3] eq 'k0' } ScriptingGate::Nodes::log_lines($node, 'gate.log');
+    push @again_waited, "$node->{name}: @w" if @w == 4 && $w[2] > $w[1] + 100 + 100;
+}
+ScriptingGate::Redis::thaw();
+my $up = wait_until(10, sub { !grep { (main::redis_of($_)->{state} // '') ne 'up' } @n });
+# nothing is in flight: Redis holds no slot of the key (the acquires sent
+# while it was frozen answered nobody: a slot they took would stay taken
+# until its lease ends, 10 s)
+my $held = '';
+wait_until(2, sub { ($held = main::redis_counts('k0')) eq 'slots=0 queue=0' });
+ScriptingGate::Mock::reset();
+my $t1 = time;
+my %again = ScriptingGate::Mock::burst(n => 20, timeout => 20,
+                                       paths => [main::paths(20, 1, @n)]);
+my $again_took = time - $t1;
+my $k = ScriptingGate::Mock::key_stats('k0::');
+my @why = map { my $node = $_;
+    scalar(() = ScriptingGate::Nodes::error_log($node, qr/scripting_gate_redis: zone "s": redis at \S+ is unreachable \(no reply in time\)/))
+} @n;
+my @bad = main::bad_lines(@n);
+ScriptingGate::Nodes::stop(@n);
+html_put('result.txt', join '',
+    "frozen: ", main::statuses(%st),
+    # two rounds of 100 ms after the 300 ms timeout, and the watchdog's
+    # period (timeout / 2)
+    ($took < 1.2 ? " within the timeout and two rounds" : sprintf(" after %.2f s", $took)), "\n",
+    "states while frozen: @states\n",
+    "once given up, waited for Redis again: ",
+    (@again_waited ? join(', ', @again_waited) . " (ms)" : "no"), "\n",
+    "logged \"no reply in time\": @why\n",
+    "answering again: ", ($up ? "up" : "not up"), ", in Redis: $held\n",
+    # 10 rounds of 100 ms
+    "then: ", main::statuses(%again), ($again_took < 2.5 ? " within 2.5 s"
+                                       : sprintf(" after %.1f s", $again_took)),
+    ", upstream peak $k->{peak_in_flight}\n", @bad);
+--- request
+GET /result.txt
+--- response_body
+frozen: 200 x 8 within the timeout and two rounds
+states while frozen: down down
+once given up, waited for Redis again: no
+logged "no reply in time": 1 1
+answering again: up, in Redis: slots=0 queue=0
+then: 200 x 20 within 2.5 s, upstream peak 2
+--- timeout: 40
+
+
+
+=== TEST 13: fallback=closed with Redis stopped: the gate's status, Retry-After and the upstream's JSON error shape; gated requests pass again once it is back
 --- http_config
     scripting_gate_zone  $script_id  zone=s:1m;
     scripting_gate_redis zone=s redis://127.0.0.1:$TEST_NGINX_REDIS_PORT fallback=closed timeout=1s;
@@ -559,12 +627,12 @@ Redis back: 200 PASSED
 
 
 
-=== TEST 13: a cool-down shared across instances: A's upstream 429 with Retry-After: 1 holds B's request for the key that long, and refuses at once one whose queue timeout is shorter
+=== TEST 14: a cool-down shared across instances: A's upstream 429 with Retry-After: 1 holds B's request for the key that long, and refuses at once one whose queue timeout is shorter
 --- config
 --- init
 package main;
 main::fresh();
-my ($a, $b) = main::start_nodes(2, tag => 't13-', gate => 'limit=2 queue=200 queue_timeout=10s');
+my ($a, $b) = main::start_nodes(2, tag => 't14-', gate => 'limit=2 queue=200 queue_timeout=10s');
 my $first = http_get(ScriptingGate::Nodes::url($a, '/api/v2/scripts/cool'),
                      headers => { 'X-Mock-Action' => '429/ra=1' });
 my $t0 = time;

@@ -13,6 +13,7 @@ package ScriptingGate::Redis;
 #   ScriptingGate::Redis::stop();        # TERM, then waits for it
 #   ScriptingGate::Redis::kill9();       # SIGKILL, then waits for it
 #   ScriptingGate::Redis::restart();     # stop and start on the same port
+#   ScriptingGate::Redis::freeze();      # SIGSTOP: no answers; thaw(): SIGCONT
 #   ScriptingGate::Redis::start(password => 's3cret');  # requirepass; cmd()
 #                                        # then sends AUTH first
 #
@@ -115,6 +116,7 @@ sub _reap {
     disconnect();
     # not from a forked child of the test: the server is its parent's
     if (defined $owner && $owner == $$) {
+        kill 'CONT', $pid;
         kill $sig, $pid;
         waitpid($pid, 0);
     }
@@ -126,6 +128,11 @@ sub stop { _reap('TERM') }
 
 # SIGKILL: what a crash or an OOM kill does
 sub kill9 { _reap('KILL') }
+
+# SIGSTOP and SIGCONT: a Redis that answers nothing, its connections open
+# (a stalled host, a long fork), and then answers again
+sub freeze { kill 'STOP', $pid if $pid }
+sub thaw { kill 'CONT', $pid if $pid }
 
 # stops it and starts it again on the same port, empty (nothing is saved),
 # with the same password
