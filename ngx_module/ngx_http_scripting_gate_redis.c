@@ -45,6 +45,14 @@
 #define NGX_HTTP_SCRIPTING_GATE_REMOTE_REFUSED  2
 
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_POLL      250     /* ms */
+
+/*
+ * Commands wait in the pipeline while the worker's first connection is
+ * being made; once one was lost, only for a connection that answered.
+ */
+#define ngx_http_scripting_gate_redis_usable(rd)                             \
+    ((rd)->ac && ((rd)->connected || !(rd)->lost))
+
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_WAITER    2000    /* ms, at most */
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF   100     /* ms, first */
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF_MAX  2000
@@ -78,12 +86,14 @@ struct ngx_http_scripting_gate_redis_s {
     ngx_queue_t                         busy;       /* records: asking, */
     ngx_queue_t                         waiting;    /* in the queue, */
     ngx_queue_t                         holding;    /* with a slot, */
-    ngx_queue_t                         free;       /* or unused */
+    ngx_queue_t                         free;       /* or unused, */
+    ngx_queue_t                         orphans;    /* or to undo */
     ngx_uint_t                          serial;     /* of members */
     u_char                             *out;        /* a command */
     size_t                              out_size;
     u_char                              number[NGX_INT_T_LEN];
     unsigned                            connected:1;
+    unsigned                            lost:1;     /* once at least */
 };
 
 
@@ -100,6 +110,8 @@ struct ngx_http_scripting_gate_remote_s {
     ngx_event_t                         event;      /* the next look */
     ngx_msec_t                          deadline;
     ngx_msec_t                          since;      /* asked first */
+    ngx_msec_t                          orphaned;   /* Redis's state of it
+                                                       unknown since */
     struct timespec                     sent;
     ngx_uint_t                          limit;
     ngx_uint_t                          min;
@@ -151,6 +163,8 @@ static void ngx_http_scripting_gate_redis_reset(
 static ngx_http_scripting_gate_remote_t *ngx_http_scripting_gate_remote_get(
     ngx_http_scripting_gate_redis_t *rd, ngx_http_scripting_gate_hold_t *h);
 static void ngx_http_scripting_gate_remote_put(
+    ngx_http_scripting_gate_remote_t *rr);
+static void ngx_http_scripting_gate_remote_undo(
     ngx_http_scripting_gate_remote_t *rr);
 static void ngx_http_scripting_gate_remote_move(
     ngx_http_scripting_gate_remote_t *rr, ngx_queue_t *list,
@@ -628,6 +642,7 @@ ngx_http_scripting_gate_redis_init_process(ngx_cycle_t *cycle,
         rd[i]->log = cycle->log;
 
         ngx_queue_init(&rd[i]->busy);
+        ngx_queue_init(&rd[i]->orphans);
         ngx_queue_init(&rd[i]->waiting);
         ngx_queue_init(&rd[i]->holding);
         ngx_queue_init(&rd[i]->free);
@@ -663,7 +678,7 @@ void
 ngx_http_scripting_gate_redis_exit_process(ngx_array_t *redis)
 {
     ngx_uint_t                         i, j;
-    ngx_queue_t                       *q, *lists[4];
+    ngx_queue_t                       *q, *lists[5];
     redisAsyncContext                 *ac;
     ngx_http_scripting_gate_redis_t  **rd;
     ngx_http_scripting_gate_remote_t  *rr;
@@ -683,6 +698,7 @@ ngx_http_scripting_gate_redis_exit_process(ngx_array_t *redis)
         lists[1] = &rd[i]->waiting;
         lists[2] = &rd[i]->holding;
         lists[3] = &rd[i]->free;
+        lists[4] = &rd[i]->orphans;
 
         for (j = 0; j < 3; j++) {
             for (q = ngx_queue_head(lists[j]);
@@ -712,7 +728,7 @@ ngx_http_scripting_gate_redis_exit_process(ngx_array_t *redis)
             redisAsyncFree(ac);
         }
 
-        for (j = 0; j < 4; j++) {
+        for (j = 0; j < 5; j++) {
             while (!ngx_queue_empty(lists[j])) {
                 q = ngx_queue_head(lists[j]);
                 ngx_queue_remove(q);
@@ -750,8 +766,7 @@ ngx_http_scripting_gate_redis_acquire(ngx_http_scripting_gate_hold_t *h)
 
     rd = h->zone->redis;
 
-    /* commands wait in the pipeline while the connection is being made */
-    if (rd->ac == NULL) {
+    if (!ngx_http_scripting_gate_redis_usable(rd)) {
         if (rd->fallback == NGX_HTTP_SCRIPTING_GATE_REDIS_CLOSED) {
             return ngx_http_scripting_gate_redis_fallback(h);
         }
@@ -1057,6 +1072,7 @@ ngx_http_scripting_gate_remote_get(ngx_http_scripting_gate_redis_t *rd,
     rr->retry = h->retry;
     rr->may_wait = (h->queue != 0);
     rr->outcome = 0;
+    rr->orphaned = 0;
     rr->counted = 0;
 
     ngx_http_scripting_gate_remote_move(rr, &rd->busy,
@@ -1071,13 +1087,64 @@ ngx_http_scripting_gate_remote_get(ngx_http_scripting_gate_redis_t *rd,
 static void
 ngx_http_scripting_gate_remote_put(ngx_http_scripting_gate_remote_t *rr)
 {
+    ngx_http_scripting_gate_redis_t  *rd;
+
     if (rr->hold || rr->asking || rr->leaving) {
         return;
     }
 
+    rd = rr->redis;
+
     ngx_http_scripting_gate_remote_unschedule(rr);
 
-    ngx_http_scripting_gate_remote_move(rr, &rr->redis->free,
+    if (rr->orphaned) {
+        ngx_http_scripting_gate_remote_undo(rr);
+        return;
+    }
+
+    ngx_http_scripting_gate_remote_move(rr, &rd->free,
+                                        NGX_HTTP_SCRIPTING_GATE_REMOTE_NONE);
+}
+
+
+/*
+ * A record whose command Redis may have run without telling (the
+ * connection was lost while its reply was due), or whose release could
+ * not be sent: a slot or a place may be held at Redis by no one.  It is
+ * given back as soon as a connection answers, unless its lease is over.
+ */
+
+static void
+ngx_http_scripting_gate_remote_undo(ngx_http_scripting_gate_remote_t *rr)
+{
+    ngx_uint_t                        args[4];
+    ngx_http_scripting_gate_redis_t  *rd;
+
+    rd = rr->redis;
+
+    if (ngx_current_msec - rr->orphaned > rd->lease) {
+        rr->orphaned = 0;
+        ngx_http_scripting_gate_remote_move(rr, &rd->free,
+                                        NGX_HTTP_SCRIPTING_GATE_REMOTE_NONE);
+        return;
+    }
+
+    args[0] = 0;
+    args[1] = rr->limit;
+    args[2] = rr->min;
+    args[3] = rr->adaptive;
+
+    if (rd->connected
+        && ngx_http_scripting_gate_redis_send(rd, rr, 'r', args, 4) == NGX_OK)
+    {
+        rr->orphaned = 0;
+        rr->leaving = 1;
+        ngx_http_scripting_gate_remote_move(rr, &rd->busy,
+                                        NGX_HTTP_SCRIPTING_GATE_REMOTE_NONE);
+        return;
+    }
+
+    ngx_http_scripting_gate_remote_move(rr, &rd->orphans,
                                         NGX_HTTP_SCRIPTING_GATE_REMOTE_NONE);
 }
 
@@ -1172,7 +1239,10 @@ ngx_http_scripting_gate_remote_leave(ngx_http_scripting_gate_remote_t *rr)
         == NGX_OK)
     {
         rr->leaving = 1;
+        return;
     }
+
+    rr->orphaned = ngx_current_msec;
 }
 
 
@@ -1301,11 +1371,20 @@ ngx_http_scripting_gate_remote_reply(redisAsyncContext *ac, void *r,
 
     if (rr->leaving) {
         rr->leaving = 0;
+
+        if (reply == NULL) {
+            rr->orphaned = ngx_current_msec;
+        }
+
         ngx_http_scripting_gate_remote_put(rr);
         return;
     }
 
     rr->asking = 0;
+
+    if (reply == NULL) {
+        rr->orphaned = ngx_current_msec;
+    }
 
     ngx_http_scripting_gate_remote_answer(rr, reply);
 }
@@ -1449,7 +1528,7 @@ ngx_http_scripting_gate_redis_send(ngx_http_scripting_gate_redis_t *rd,
     void        *data;
     ngx_uint_t   i, n, wake;
 
-    if (rd->ac == NULL) {
+    if (!ngx_http_scripting_gate_redis_usable(rd)) {
         return NGX_ERROR;
     }
 
@@ -1532,6 +1611,8 @@ ngx_http_scripting_gate_redis_connect(ngx_event_t *ev)
         rd->ac = ngx_http_scripting_gate_redis_open(rd);
 
         if (rd->ac == NULL) {
+            rd->lost = 1;
+
             ngx_http_scripting_gate_redis_state(rd,
                                             NGX_HTTP_SCRIPTING_GATE_REDIS_DOWN,
                                             "cannot connect");
@@ -1667,8 +1748,11 @@ static void
 ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac, void *r,
     void *privdata)
 {
-    redisReply                       *reply = r;
-    ngx_http_scripting_gate_redis_t  *rd;
+    redisReply                        *reply = r;
+    ngx_uint_t                         n;
+    ngx_queue_t                       *q;
+    ngx_http_scripting_gate_redis_t   *rd;
+    ngx_http_scripting_gate_remote_t  *rr;
 
     rd = ac->data;
 
@@ -1702,13 +1786,30 @@ ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac, void *r,
         return;
     }
 
-    if (privdata && ac == rd->ac) {
-        rd->connected = 1;
-        rd->backoff = NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF;
+    if (privdata == NULL || ac != rd->ac) {
+        return;
+    }
 
-        ngx_http_scripting_gate_redis_state(rd,
-                                            NGX_HTTP_SCRIPTING_GATE_REDIS_UP,
-                                            NULL);
+    rd->connected = 1;
+    rd->backoff = NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF;
+
+    ngx_http_scripting_gate_redis_state(rd, NGX_HTTP_SCRIPTING_GATE_REDIS_UP,
+                                        NULL);
+
+    /* what the last connection left undone, once each */
+
+    for (q = ngx_queue_head(&rd->orphans), n = 0;
+         q != ngx_queue_sentinel(&rd->orphans);
+         q = ngx_queue_next(q))
+    {
+        n++;
+    }
+
+    while (n-- && rd->connected) {
+        q = ngx_queue_head(&rd->orphans);
+        rr = ngx_queue_data(q, ngx_http_scripting_gate_remote_t, queue);
+
+        ngx_http_scripting_gate_remote_undo(rr);
     }
 }
 
@@ -1812,6 +1913,7 @@ ngx_http_scripting_gate_redis_lost(ngx_http_scripting_gate_redis_t *rd,
     if (ac == rd->ac) {
         rd->ac = NULL;
         rd->connected = 0;
+        rd->lost = 1;
         rd->pending = 0;
 
         ngx_http_scripting_gate_redis_state(rd,
