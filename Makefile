@@ -119,7 +119,7 @@ $(SDK_STAMP): t/sdk/package.json t/sdk/package-lock.json | deps
 	@touch $@
 
 # the whole suite (the package's test installs make deb's package), then its
-# gate, retry, async, stats and hostile-input parts again under the
+# gate, retry, async, stats, hostile-input and Redis parts again under the
 # sanitizers, then the gate, retry and stats parts against nginx with the
 # module built in (tools/static-check.sh)
 test: deps build $(ASAN_MODULE) $(DEB) $(SDK_STAMP)
@@ -127,7 +127,7 @@ test: deps build $(ASAN_MODULE) $(DEB) $(SDK_STAMP)
 	@ASAN=1 TEST_FILES="t/010-gate.t t/011-gates.t t/020-retry.t \
 	    t/021-retry-features.t t/030-async.t t/031-async-connections.t \
 	    t/033-async-security.t t/034-async-proxy-headers.t t/040-stats.t \
-	    t/060-hostile.t" sh t/run.sh
+	    t/060-hostile.t t/080-redis.t" sh t/run.sh
 	@STATIC_OPTIONAL=1 TEST_FILES="t/010-gate.t t/011-gates.t t/020-retry.t \
 	    t/021-retry-features.t t/040-stats.t" sh tools/static-check.sh
 

@@ -1474,7 +1474,8 @@ ngx_http_scripting_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (gc->adaptive || gc->interval) {
         /* a node's own gate, where Redis learns and paces for the cluster */
-        gc->local = ngx_palloc(cf->pool, sizeof(ngx_http_scripting_gate_conf_t));
+        gc->local = ngx_palloc(cf->pool,
+                               sizeof(ngx_http_scripting_gate_conf_t));
         if (gc->local == NULL) {
             return NGX_CONF_ERROR;
         }

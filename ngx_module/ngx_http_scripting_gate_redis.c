@@ -129,6 +129,7 @@ struct ngx_http_scripting_gate_remote_s {
     unsigned                            adaptive:1;
     unsigned                            retry:1;
     unsigned                            may_wait:1;
+    unsigned                            queued:1;   /* first at Redis */
 };
 
 
@@ -160,6 +161,10 @@ static ngx_int_t ngx_http_scripting_gate_redis_snapshot(
 static void ngx_http_scripting_gate_redis_reset(
     ngx_http_scripting_gate_zone_t *zone);
 
+static void ngx_http_scripting_gate_redis_count(
+    ngx_http_scripting_gate_hold_t *h, size_t field);
+static void ngx_http_scripting_gate_redis_waited(
+    ngx_http_scripting_gate_hold_t *h, ngx_msec_t ms);
 static ngx_http_scripting_gate_remote_t *ngx_http_scripting_gate_remote_get(
     ngx_http_scripting_gate_redis_t *rd, ngx_http_scripting_gate_hold_t *h);
 static void ngx_http_scripting_gate_remote_put(
@@ -232,8 +237,9 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend = {
  * s: tickets).  ARGV[1] the step, ARGV[2] the member.  Time is Redis's, so
  * that the nodes' clocks do not matter.  When slots are free and waiters
  * wait (a release, a lease or a waiter expired), the members that can go
- * now are published: only their owners ask again.  The learning follows the shared
- * memory's (queue.c), with the cluster's figures.
+ * now are published: only their owners ask again.  The learning follows
+ * the shared memory's (queue.c), with the cluster's figures.  Needs Redis
+ * 5 or later (TIME before writes: scripts replicated by their effects).
  */
 static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "local s, q, w, h = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
@@ -256,13 +262,14 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "end\n"
 "if op == 'n' then\n"
 "  redis.call('ZADD', s, 'XX', now + tonumber(ARGV[3]), m)\n"
+"  redis.call('PEXPIRE', s, math.max(ttl, 2 * tonumber(ARGV[3])))\n"
 "  return 0\n"
 "end\n"
 "if op == 'c' then\n"
 "  local u = now + tonumber(ARGV[3])\n"
 "  if (tonumber(redis.call('HGET', h, 'c')) or 0) < u then\n"
 "    redis.call('HSET', h, 'c', u)\n"
-"    redis.call('PEXPIRE', h, ttl)\n"
+"    redis.call('PEXPIRE', h, math.max(ttl, 2 * tonumber(ARGV[3])))\n"
 "  end\n"
 "  return 0\n"
 "end\n"
@@ -308,7 +315,7 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "  redis.call('ZREM', q, m)\n"
 "  redis.call('ZREM', w, m)\n"
 "  wake(ARGV[7], limit, min, ARGV[6])\n"
-"  return {3, redis.call('ZCARD', s), redis.call('ZCARD', q), 0, 0}\n"
+"  return {3, redis.call('ZCARD', s), redis.call('ZCARD', q), 0, 0, 0}\n"
 "end\n"
 "local limit, min = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 "if gone > 0 then wake(ARGV[11], limit, min, ARGV[5]) end\n"
@@ -342,16 +349,17 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "    redis.call('ZREM', w, m)\n"
 "  end\n"
 "  if iv > 0 then redis.call('HSET', h, 'n', math.max(nxt, now) + iv) end\n"
-"  redis.call('PEXPIRE', s, ttl)\n"
-"  redis.call('PEXPIRE', h, ttl)\n"
-"  return {1, active + 1, redis.call('ZCARD', q), eff, 0}\n"
+"  redis.call('PEXPIRE', s, math.max(ttl, 2 * tonumber(ARGV[7])))\n"
+"  if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, ttl) end\n"
+"  return {1, active + 1, redis.call('ZCARD', q), eff, 0, 0}\n"
 "end\n"
 "if ARGV[10] == '0' or hint > tonumber(ARGV[10]) then\n"
 "  if not fresh then\n"
 "    redis.call('ZREM', q, m)\n"
 "    redis.call('ZREM', w, m)\n"
 "  end\n"
-"  return {2, active, redis.call('ZCARD', q), eff, hint}\n"
+"  return {2, active, redis.call('ZCARD', q), eff, hint,"
+" cool > now and 1 or 0}\n"
 "end\n"
 "if fresh then\n"
 "  local n = redis.call('HINCRBY', h, 's', 1)\n"
@@ -361,8 +369,8 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "redis.call('ZADD', w, now + tonumber(ARGV[8]), m)\n"
 "redis.call('PEXPIRE', q, ttl)\n"
 "redis.call('PEXPIRE', w, ttl)\n"
-"redis.call('PEXPIRE', h, ttl)\n"
-"return {0, active, redis.call('ZCARD', q), eff, hint}\n");
+"if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, ttl) end\n"
+"return {0, active, redis.call('ZCARD', q), eff, hint, 0}\n");
 
 static u_char  ngx_http_scripting_gate_redis_sha[SHA_DIGEST_LENGTH * 2];
 
@@ -517,18 +525,27 @@ ngx_http_scripting_gate_redis_url(ngx_conf_t *cf,
     size_t      len;
     ngx_url_t   u;
 
-    rd->url = *value;
-
     p = value->data + 8;
     last = value->data + value->len;
 
+    /* the last "@": a password may hold "/" or "@" */
     at = NULL;
 
-    for (colon = p; colon < last && *colon != '/'; colon++) {
+    for (colon = p; colon < last; colon++) {
         if (*colon == '@') {
             at = colon;
         }
     }
+
+    /* the URL as logged: without its password */
+    rd->url.len = 8 + (at ? last - at - 1 : last - p);
+    rd->url.data = ngx_pnalloc(cf->pool, rd->url.len);
+    if (rd->url.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(rd->url.data, "redis://", 8), at ? at + 1 : p,
+               rd->url.len - 8);
 
     if (at) {
         colon = ngx_strlchr(p, at, ':');
@@ -552,7 +569,9 @@ ngx_http_scripting_gate_redis_url(ngx_conf_t *cf,
     u.default_port = 6379;
     u.uri_part = 1;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0
+        || u.family == AF_UNIX)
+    {
         if (u.err) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid redis URL \"%V\": %s", value, u.err);
@@ -565,7 +584,7 @@ ngx_http_scripting_gate_redis_url(ngx_conf_t *cf,
     if (u.uri.len > 1) {
         rd->db = ngx_atoi(u.uri.data + 1, u.uri.len - 1);
 
-        if (rd->db == NGX_ERROR) {
+        if (rd->db == NGX_ERROR || rd->db > 65535) {
             goto invalid;
         }
     }
@@ -636,6 +655,13 @@ ngx_http_scripting_gate_redis_init_process(ngx_cycle_t *cycle,
     ngx_uint_t                        i;
     ngx_http_scripting_gate_redis_t  **rd;
 
+    /* the cache manager and loader gate nothing */
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
     rd = redis->elts;
 
     for (i = 0; i < redis->nelts; i++) {
@@ -686,6 +712,11 @@ ngx_http_scripting_gate_redis_exit_process(ngx_array_t *redis)
     rd = redis->elts;
 
     for (i = 0; i < redis->nelts; i++) {
+        if (rd[i]->log == NULL) {
+            /* not started in this process */
+            continue;
+        }
+
         if (rd[i]->reconnect.timer_set) {
             ngx_del_timer(&rd[i]->reconnect);
         }
@@ -708,6 +739,7 @@ ngx_http_scripting_gate_redis_exit_process(ngx_array_t *redis)
                 rr = ngx_queue_data(q, ngx_http_scripting_gate_remote_t,
                                     queue);
                 if (rr->hold) {
+                    ngx_http_scripting_gate_remote_count(rr, -1);
                     rr->hold->remote = NULL;
                     rr->hold = NULL;
                 }
@@ -793,13 +825,11 @@ ngx_http_scripting_gate_redis_acquire(ngx_http_scripting_gate_hold_t *h)
         return NGX_AGAIN;
     }
 
-    h->handler = rr->handler;
-
     if (rc == NGX_OK && ngx_http_scripting_gate_remote_ask(rr) == NGX_OK) {
-        h->handler = ngx_http_scripting_gate_redis_local;
         return NGX_AGAIN;
     }
 
+    h->handler = rr->handler;
     h->remote = NULL;
     rr->hold = NULL;
     ngx_http_scripting_gate_remote_put(rr);
@@ -857,7 +887,8 @@ ngx_http_scripting_gate_redis_fallback(ngx_http_scripting_gate_hold_t *h)
     h->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
     h->retry_after = 1000;
 
-    (void) ngx_atomic_fetch_add(&h->zone->sh->counters.rejected, 1);
+    ngx_http_scripting_gate_redis_count(h,
+                        offsetof(ngx_http_scripting_gate_counters_t, rejected));
 
     return NGX_DECLINED;
 }
@@ -994,6 +1025,43 @@ ngx_http_scripting_gate_redis_reset(ngx_http_scripting_gate_zone_t *zone)
 }
 
 
+/* a figure of the node's key and zone, under the mutex, as queue.c's */
+
+static void
+ngx_http_scripting_gate_redis_count(ngx_http_scripting_gate_hold_t *h,
+    size_t field)
+{
+    ngx_http_scripting_gate_zone_t  *zone;
+
+    zone = h->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (h->ticket) {
+        (*(ngx_atomic_uint_t *) ((u_char *) &h->ticket->node->counters
+                                 + field))++;
+    }
+
+    (*(ngx_atomic_uint_t *) ((u_char *) &zone->sh->counters + field))++;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static void
+ngx_http_scripting_gate_redis_waited(ngx_http_scripting_gate_hold_t *h,
+    ngx_msec_t ms)
+{
+    ngx_http_scripting_gate_zone_t  *zone;
+
+    zone = h->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_scripting_gate_hist_add(&zone->sh->wait, ms);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
 /*
  * A record for a hold: reused from the worker's free list, its buffer
  * grown for the key's names "sg:{zone:key}:s", ":q", ":w", ":h", the
@@ -1062,7 +1130,7 @@ ngx_http_scripting_gate_remote_get(ngx_http_scripting_gate_redis_t *rd,
 
     rr->hold = h;
     rr->handler = h->handler;
-    rr->event.log = h->log;
+    rr->event.log = rd->log;
     rr->deadline = ngx_current_msec + conf->queue_timeout;
     rr->since = 0;
     rr->limit = h->limit;
@@ -1074,6 +1142,7 @@ ngx_http_scripting_gate_remote_get(ngx_http_scripting_gate_redis_t *rd,
     rr->outcome = 0;
     rr->orphaned = 0;
     rr->counted = 0;
+    rr->queued = 0;
 
     ngx_http_scripting_gate_remote_move(rr, &rd->busy,
                                         NGX_HTTP_SCRIPTING_GATE_REMOTE_NONE);
@@ -1209,6 +1278,9 @@ ngx_http_scripting_gate_remote_ask(ngx_http_scripting_gate_remote_t *rr)
     rr->asking = 1;
     (void) clock_gettime(CLOCK_MONOTONIC, &rr->sent);
 
+    /* not cancelable: a worker that shuts down waits for the reply */
+    ngx_add_timer(&rr->event, rr->redis->timeout);
+
     ngx_http_scripting_gate_remote_count(rr, 1);
 
     return NGX_OK;
@@ -1287,9 +1359,13 @@ ngx_http_scripting_gate_remote_done(ngx_http_scripting_gate_remote_t *rr,
 
     h->wait += ngx_current_msec - rr->since;
 
-    if (rc != NGX_OK) {
-        /* the hold is released by the caller, the record with it */
+    if (rr->state == NGX_HTTP_SCRIPTING_GATE_REMOTE_WAITING) {
+        /* refused, timed out, or let in by the fallback: off the queue */
         ngx_http_scripting_gate_remote_leave(rr);
+    }
+
+    if (rr->queued) {
+        ngx_http_scripting_gate_redis_waited(h, ngx_current_msec - rr->since);
     }
 
     h->handler = rr->handler;
@@ -1310,7 +1386,13 @@ ngx_http_scripting_gate_remote_handler(ngx_event_t *ev)
     rr = ev->data;
     h = rr->hold;
 
-    if (h == NULL || rr->asking) {
+    if (rr->asking) {
+        /* the reply is due: the watchdog sees to a late one */
+        ngx_add_timer(ev, rr->redis->timeout);
+        return;
+    }
+
+    if (h == NULL || rr->state != NGX_HTTP_SCRIPTING_GATE_REMOTE_WAITING) {
         return;
     }
 
@@ -1318,8 +1400,8 @@ ngx_http_scripting_gate_remote_handler(ngx_event_t *ev)
         h->status = NGX_HTTP_SCRIPTING_GATE_TIMEOUT;
         h->retry_after = 1000;
 
-        (void) ngx_atomic_fetch_add(&h->ticket->node->counters.timed_out, 1);
-        (void) ngx_atomic_fetch_add(&h->zone->sh->counters.timed_out, 1);
+        ngx_http_scripting_gate_redis_count(h,
+                       offsetof(ngx_http_scripting_gate_counters_t, timed_out));
 
         ngx_http_scripting_gate_remote_done(rr, NGX_DECLINED);
         return;
@@ -1396,7 +1478,7 @@ static void
 ngx_http_scripting_gate_remote_answer(ngx_http_scripting_gate_remote_t *rr,
     redisReply *reply)
 {
-    int64_t                           v[5];
+    int64_t                           v[6];
     ngx_uint_t                        i;
     ngx_msec_t                        timer, now;
     ngx_atomic_uint_t                 us;
@@ -1410,7 +1492,7 @@ ngx_http_scripting_gate_remote_answer(ngx_http_scripting_gate_remote_t *rr,
     h = rr->hold;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 5)
+        || reply->elements != 6)
     {
         if (h == NULL) {
             ngx_http_scripting_gate_remote_put(rr);
@@ -1423,7 +1505,7 @@ ngx_http_scripting_gate_remote_answer(ngx_http_scripting_gate_remote_t *rr,
         return;
     }
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         v[i] = (reply->element[i]->type == REDIS_REPLY_INTEGER)
                ? reply->element[i]->integer : 0;
     }
@@ -1475,11 +1557,11 @@ ngx_http_scripting_gate_remote_answer(ngx_http_scripting_gate_remote_t *rr,
 
     case NGX_HTTP_SCRIPTING_GATE_REMOTE_REFUSED:
         h->status = NGX_HTTP_SCRIPTING_GATE_REJECTED;
-        h->cooling = (v[4] > 0);
+        h->cooling = (v[5] != 0);
         h->retry_after = (v[4] > 0) ? (ngx_msec_t) v[4] : 1000;
 
-        (void) ngx_atomic_fetch_add(&node->counters.rejected, 1);
-        (void) ngx_atomic_fetch_add(&h->zone->sh->counters.rejected, 1);
+        ngx_http_scripting_gate_redis_count(h,
+                        offsetof(ngx_http_scripting_gate_counters_t, rejected));
 
         ngx_http_scripting_gate_remote_done(rr, NGX_DECLINED);
         return;
@@ -1487,8 +1569,12 @@ ngx_http_scripting_gate_remote_answer(ngx_http_scripting_gate_remote_t *rr,
     default: /* queued: a wake-up, a poll, a cool-down's end or the end */
 
         if (h->status == NGX_HTTP_SCRIPTING_GATE_PASSED) {
+            /* queued here first: the node's queue did not count it */
             h->status = NGX_HTTP_SCRIPTING_GATE_QUEUED;
-            (void) ngx_atomic_fetch_add(&node->counters.queued_total, 1);
+            rr->queued = 1;
+
+            ngx_http_scripting_gate_redis_count(h,
+                    offsetof(ngx_http_scripting_gate_counters_t, queued_total));
         }
 
         now = ngx_current_msec;
@@ -1779,7 +1865,7 @@ ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac, void *r,
             ngx_http_scripting_gate_redis_drop(rd, "refused");
 
         } else if (ac == rd->sub) {
-            rd->sub = NULL;
+            ngx_http_scripting_gate_redis_lost(rd, ac, "refused");
             redisAsyncFree(ac);
         }
 

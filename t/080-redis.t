@@ -666,3 +666,52 @@ B, queue timeout 300ms: 429 REJECTED Retry-After 1 at once
 B, queue timeout 10s: 200 QUEUED after the cool-down
 upstream: requests=2
 --- timeout: 30
+
+
+
+=== TEST 15: a waiter that Redis's loss let through under fallback=local is done with Redis: a later wake-up naming it sends nothing more upstream
+--- config
+--- init
+package main;
+main::fresh();
+my ($n) = main::start_nodes(1, tag => 't15-', redis => 'timeout=300ms',
+                            gate => 'limit=1 queue=10 queue_timeout=20s');
+# the key's one slot held at Redis by someone else
+my ($sec, $usec) = @{ ScriptingGate::Redis::cmd('TIME') };
+ScriptingGate::Redis::cmd('ZADD', 'sg:{s:k0}:s', $sec * 1000 + 60000, 'other');
+my $bg = background([ScriptingGate::Nodes::url($n, '/api/v2/scripts/k0'),
+                     timeout => 20,
+                     headers => { 'X-Mock-Action' => '200/delay=3000' }]);
+my $queued = wait_until(5, sub {
+    ScriptingGate::Redis::cmd('ZCARD', 'sg:{s:k0}:q') == 1 });
+my ($member) = @{ ScriptingGate::Redis::cmd('ZRANGE', 'sg:{s:k0}:q', 0, 0) || [] };
+# Redis stops answering: the node gives it up, the waiter goes upstream
+ScriptingGate::Redis::freeze();
+my $went = wait_until(5, sub {
+    ScriptingGate::Mock::key_stats('k0::')->{requests} });
+ScriptingGate::Redis::thaw();
+wait_until(10, sub { (main::redis_of($n)->{state} // '') eq 'up' });
+# the other holder leaves, and a wake-up names the waiter as Redis would
+ScriptingGate::Redis::cmd('ZREM', 'sg:{s:k0}:s', 'other');
+ScriptingGate::Redis::cmd('PUBLISH', 'sg:{s}:wake', $member // 'none');
+my ($res) = reap($bg);
+my $k = ScriptingGate::Mock::key_stats('k0::');
+my $held = '';
+wait_until(3, sub { ($held = main::redis_counts('k0')) eq 'slots=0 queue=0' });
+my @bad = main::bad_lines($n);
+ScriptingGate::Nodes::stop($n);
+html_put('result.txt', join '',
+    "queued at Redis: ", ($queued && $member ? "yes" : "no"), "\n",
+    "went upstream under the fallback: ", ($went ? "yes" : "no"), "\n",
+    "client: $res->[0]\n",
+    "upstream requests: $k->{requests}, peak $k->{peak_in_flight}\n",
+    "in Redis after: $held\n", @bad);
+--- request
+GET /result.txt
+--- response_body
+queued at Redis: yes
+went upstream under the fallback: yes
+client: 200
+upstream requests: 1, peak 1
+in Redis after: slots=0 queue=0
+--- timeout: 40
