@@ -133,6 +133,8 @@ struct ngx_http_scripting_gate_remote_s {
 };
 
 
+static ngx_msec_t ngx_http_scripting_gate_redis_time(ngx_str_t *value,
+    size_t skip, ngx_msec_t min);
 static char *ngx_http_scripting_gate_redis_url(ngx_conf_t *cf,
     ngx_http_scripting_gate_redis_t *rd, ngx_str_t *value);
 static ngx_int_t ngx_http_scripting_gate_redis_acquire(
@@ -382,7 +384,7 @@ ngx_http_scripting_gate_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_array_t  *redis = (ngx_array_t *) ((char *) conf + cmd->offset);
 
-    ngx_str_t                         *value, s;
+    ngx_str_t                         *value;
     ngx_uint_t                         i;
     ngx_http_scripting_gate_redis_t   *rd, **rdp;
 
@@ -424,11 +426,9 @@ ngx_http_scripting_gate_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "lease=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-
-            rd->lease = ngx_parse_time(&s, 0);
-            if (rd->lease == (ngx_msec_t) NGX_ERROR || rd->lease < 1000) {
+            rd->lease = ngx_http_scripting_gate_redis_time(&value[i], 6,
+                                                           1000);
+            if (rd->lease == (ngx_msec_t) NGX_ERROR) {
                 goto invalid;
             }
 
@@ -436,11 +436,9 @@ ngx_http_scripting_gate_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            rd->timeout = ngx_parse_time(&s, 0);
-            if (rd->timeout == (ngx_msec_t) NGX_ERROR || rd->timeout < 10) {
+            rd->timeout = ngx_http_scripting_gate_redis_time(&value[i], 8,
+                                                             10);
+            if (rd->timeout == (ngx_msec_t) NGX_ERROR) {
                 goto invalid;
             }
 
@@ -509,6 +507,25 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\"", &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/* the time of a "name=time" parameter, at least min ms */
+
+static ngx_msec_t
+ngx_http_scripting_gate_redis_time(ngx_str_t *value, size_t skip,
+    ngx_msec_t min)
+{
+    ngx_str_t   s;
+    ngx_msec_t  ms;
+
+    s.data = value->data + skip;
+    s.len = value->len - skip;
+
+    ms = ngx_parse_time(&s, 0);
+
+    return (ms == (ngx_msec_t) NGX_ERROR || ms < min) ? (ngx_msec_t) NGX_ERROR
+                                                      : ms;
 }
 
 

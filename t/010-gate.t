@@ -38,18 +38,6 @@ sub scripts { my ($n, $keys) = @_;
            0 .. $n - 1;
 }
 
-sub upstream_report {
-    my $s = ScriptingGate::Mock::stats();
-    my $out = '';
-    for my $k (sort keys %{ $s->{keys} }) {
-        my $v = $s->{keys}{$k};
-        # what an earlier block left in flight is not this block's
-        next unless $v->{requests};
-        $out .= "$k requests=$v->{requests} peak=$v->{peak_in_flight}\n";
-    }
-    return $out;
-}
-
 sub client_report {
     my %st;
     $st{ $_->[0] }++ for @_;
@@ -76,7 +64,7 @@ ScriptingGate::Mock::reset();
 # come one by one, and on a slow start may never fill the limit
 my %st = ScriptingGate::Mock::burst(n => 120, paths => [scripts(120, 4)]);
 html_put('result.txt', join('', map { "$_ x $st{$_}\n" } sort keys %st)
-                       . upstream_report());
+                       . ScriptingGate::Mock::upstream_report());
 --- request
 GET /result.txt
 --- response_body
@@ -116,7 +104,8 @@ my $ordered = 1;
 for my $i (1 .. $#finish) {
     $ordered = 0 if $finish[$i] < $finish[$i - 1] - 0.02;
 }
-html_put('result.txt', "ordered=$ordered\n" . upstream_report());
+html_put('result.txt', "ordered=$ordered\n"
+                       . ScriptingGate::Mock::upstream_report());
 --- request
 GET /result.txt
 --- response_body
@@ -214,7 +203,7 @@ reap($hold);
 wait_until(5, sub { status_json('/status')->{zones}{s}{keys}{abort}{active} == 0 });
 $k = status_json('/status')->{zones}{s}{keys}{abort};
 html_put('result.txt', $during . "after: active=$k->{active} queued=$k->{queued}\n"
-         . upstream_report());
+         . ScriptingGate::Mock::upstream_report());
 --- request
 GET /result.txt
 --- response_body
@@ -292,7 +281,7 @@ my $z = status_json('/status')->{zones}{s}{keys};
 html_put('result.txt', $clients
          . "left: $z->{reload0}{active} $z->{reload0}{queued} "
          . "$z->{reload1}{active} $z->{reload1}{queued}\n"
-         . upstream_report());
+         . ScriptingGate::Mock::upstream_report());
 --- request
 GET /result.txt
 --- response_body

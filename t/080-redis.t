@@ -132,18 +132,6 @@ sub statuses {
     return join ' ', map { "$_ x $st{$_}" } sort keys %st;
 }
 
-# "key requests=N peak=N" for each key the mock saw in this block
-sub upstream_report {
-    my $s = ScriptingGate::Mock::stats();
-    my $out = '';
-    for my $k (sort keys %{ $s->{keys} }) {
-        my $v = $s->{keys}{$k};
-        next unless $v->{requests};
-        $out .= "$k requests=$v->{requests} peak=$v->{peak_in_flight}\n";
-    }
-    return $out;
-}
-
 # the lines of the nodes' error logs that no run should have: a crash, an
 # alert, an emergency
 sub bad_lines {
@@ -302,7 +290,7 @@ my $left = '';
 wait_until(2, sub { ($left = join ' ', map { main::redis_counts("k$_") } 0 .. 1) !~ /[1-9]/ });
 my @bad = main::bad_lines(@n);
 ScriptingGate::Nodes::stop(@n);
-html_put('result.txt', main::statuses(%st) . "\n" . main::upstream_report()
+html_put('result.txt', main::statuses(%st) . "\n" . ScriptingGate::Mock::upstream_report()
                        . "left in Redis: $left\n" . join('', @bad));
 --- request
 GET /result.txt

@@ -142,6 +142,19 @@ sub config {
 # {keys => {KEY => {...}}, total => {...}}
 sub stats { return call('GET', '/__mock/stats') }
 
+# "key requests=N peak=N" for each key the mock saw since its last reset
+# (what an earlier block left in flight is not this block's)
+sub upstream_report {
+    my $s = stats();
+    my $out = '';
+    for my $k (sort keys %{ $s->{keys} }) {
+        my $v = $s->{keys}{$k};
+        next unless $v->{requests};
+        $out .= "$k requests=$v->{requests} peak=$v->{peak_in_flight}\n";
+    }
+    return $out;
+}
+
 # {requests, in_flight, peak_in_flight, status => {200 => N, ...},
 #  last_body_len, distinct_bodies, arrivals_ms => [...]}; zeros if unknown
 sub key_stats {
