@@ -108,6 +108,8 @@ struct ngx_http_scripting_gate_remote_s {
     ngx_http_scripting_gate_hold_t     *hold;       /* NULL once released */
     ngx_http_scripting_gate_hold_pt     handler;    /* the caller's */
     ngx_event_t                         event;      /* the next look */
+    ngx_msec_t                          arrived;    /* at the node's gate */
+    ngx_msec_t                          arrived_at; /* the same, Unix ms */
     ngx_msec_t                          deadline;
     ngx_msec_t                          since;      /* asked first */
     ngx_msec_t                          orphaned;   /* Redis's state of it
@@ -239,7 +241,12 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend = {
  * s: tickets).  ARGV[1] the step, ARGV[2] the member.  Time is Redis's, so
  * that the nodes' clocks do not matter.  When slots are free and waiters
  * wait (a release, a lease or a waiter expired), the members that can go
- * now are published: only their owners ask again.  The learning follows
+ * now are published: only their owners ask again.  A waiter's place is
+ * its arrival at its node, as the node's clock says, kept within 500 ms
+ * before Redis's time less what it waited there (a node whose clock is
+ * off gains or loses that much at most), so that a request held in its
+ * node's queue, or in the commands Redis has yet to run, is not overtaken
+ * by later ones; retries go ahead of newcomers (2^50 less).  The learning follows
  * the shared memory's (queue.c), with the cluster's figures.  Needs Redis
  * 5 or later (TIME before writes: scripts replicated by their effects).
  */
@@ -320,7 +327,7 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "  return {3, redis.call('ZCARD', s), redis.call('ZCARD', q), 0, 0, 0}\n"
 "end\n"
 "local limit, min = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-"if gone > 0 then wake(ARGV[11], limit, min, ARGV[5]) end\n"
+"if gone > 0 then wake(ARGV[13], limit, min, ARGV[5]) end\n"
 "local f = redis.call('HMGET', h, 'e', 'c', 'n')\n"
 "local eff = limit\n"
 "if ARGV[5] == '1' then\n"
@@ -337,9 +344,15 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "local active = redis.call('ZCARD', s)\n"
 "local rank = redis.call('ZRANK', q, m)\n"
 "local fresh = not rank\n"
+"local score\n"
 "if fresh then\n"
-"  if ARGV[9] == '1' then rank = redis.call('ZCOUNT', q, '-inf', '(0')\n"
-"  else rank = redis.call('ZCARD', q) end\n"
+"  local est = now - tonumber(ARGV[11])\n"
+"  local at = math.max(math.min(tonumber(ARGV[12]), est), est - 500)\n"
+"  score = at * 1024\n"
+"          + redis.call('HINCRBY', h, 's', 1) % 1024\n"
+"  if ARGV[9] == '1' then score = score - 1125899906842624 end\n"
+"  score = string.format('%.0f', score)\n"
+"  rank = redis.call('ZCOUNT', q, '-inf', '(' .. score)\n"
 "end\n"
 "local hint = 0\n"
 "if cool > now then hint = cool - now\n"
@@ -363,11 +376,7 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "  return {2, active, redis.call('ZCARD', q), eff, hint,"
 " cool > now and 1 or 0}\n"
 "end\n"
-"if fresh then\n"
-"  local n = redis.call('HINCRBY', h, 's', 1)\n"
-"  if ARGV[9] == '1' then n = n - 1099511627776 end\n"
-"  redis.call('ZADD', q, n, m)\n"
-"end\n"
+"if fresh then redis.call('ZADD', q, score, m) end\n"
 "redis.call('ZADD', w, now + tonumber(ARGV[8]), m)\n"
 "redis.call('PEXPIRE', q, ttl)\n"
 "redis.call('PEXPIRE', w, ttl)\n"
@@ -1092,6 +1101,7 @@ ngx_http_scripting_gate_remote_get(ngx_http_scripting_gate_redis_t *rd,
     u_char                            *p;
     size_t                             size;
     ngx_uint_t                         i;
+    ngx_time_t                        *tp;
     ngx_queue_t                       *q;
     ngx_http_scripting_gate_conf_t    *conf;
     ngx_http_scripting_gate_remote_t  *rr;
@@ -1148,7 +1158,11 @@ ngx_http_scripting_gate_remote_get(ngx_http_scripting_gate_redis_t *rd,
     rr->hold = h;
     rr->handler = h->handler;
     rr->event.log = rd->log;
-    rr->deadline = ngx_current_msec + conf->queue_timeout;
+    tp = ngx_timeofday();
+
+    rr->arrived = ngx_current_msec;
+    rr->arrived_at = (ngx_msec_t) tp->sec * 1000 + tp->msec;
+    rr->deadline = rr->arrived + conf->queue_timeout;
     rr->since = 0;
     rr->limit = h->limit;
     rr->min = ngx_min(conf->min, h->limit);
@@ -1267,7 +1281,7 @@ static ngx_int_t
 ngx_http_scripting_gate_remote_ask(ngx_http_scripting_gate_remote_t *rr)
 {
     ngx_msec_t  now;
-    ngx_uint_t  args[8];
+    ngx_uint_t  args[10];
 
     now = ngx_current_msec;
 
@@ -1285,8 +1299,10 @@ ngx_http_scripting_gate_remote_ask(ngx_http_scripting_gate_remote_t *rr)
     args[7] = (!rr->may_wait) ? 0
               : ((ngx_msec_int_t) (rr->deadline - now) > 0)
                 ? rr->deadline - now : 1;
+    args[8] = now - rr->arrived;
+    args[9] = rr->arrived_at;
 
-    if (ngx_http_scripting_gate_redis_send(rr->redis, rr, 'a', args, 8)
+    if (ngx_http_scripting_gate_redis_send(rr->redis, rr, 'a', args, 10)
         != NGX_OK)
     {
         return NGX_ERROR;
