@@ -45,6 +45,7 @@
 #define NGX_HTTP_SCRIPTING_GATE_REMOTE_REFUSED  2
 
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_POLL      250     /* ms */
+#define NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1      20      /* a digest's bytes */
 
 /*
  * Commands wait in the pipeline while the worker's first connection is
@@ -383,7 +384,7 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, ttl) end\n"
 "return {0, active, redis.call('ZCARD', q), eff, hint, 0}\n");
 
-static u_char  ngx_http_scripting_gate_redis_sha[SHA_DIGEST_LENGTH * 2];
+static u_char  ngx_http_scripting_gate_redis_sha[NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1 * 2];
 
 
 /* scripting_gate_redis zone=NAME redis://... [lease=] [timeout=] ... */
@@ -641,7 +642,7 @@ invalid:
 ngx_int_t
 ngx_http_scripting_gate_redis_init(ngx_conf_t *cf, ngx_array_t *redis)
 {
-    u_char                             digest[SHA_DIGEST_LENGTH];
+    u_char                             digest[NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1];
     ngx_uint_t                         i;
     ngx_sha1_t                         sha1;
     ngx_http_scripting_gate_zone_t    *zone;
