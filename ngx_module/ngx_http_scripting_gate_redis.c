@@ -384,7 +384,8 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "if redis.call('PTTL', h) < ttl then redis.call('PEXPIRE', h, ttl) end\n"
 "return {0, active, redis.call('ZCARD', q), eff, hint, 0}\n");
 
-static u_char  ngx_http_scripting_gate_redis_sha[NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1 * 2];
+static u_char  ngx_http_scripting_gate_redis_sha[
+                   NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1 * 2];
 
 
 /* scripting_gate_redis zone=NAME redis://... [lease=] [timeout=] ... */
