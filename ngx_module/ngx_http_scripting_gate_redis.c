@@ -93,7 +93,9 @@ struct ngx_http_scripting_gate_redis_s {
     u_char                             *out;        /* a command */
     size_t                              out_size;
     u_char                              number[NGX_INT_T_LEN];
+    ngx_msec_t                          sub_since;
     unsigned                            connected:1;
+    unsigned                            subscribed:1;
     unsigned                            lost:1;     /* once at least */
 };
 
@@ -1774,6 +1776,9 @@ ngx_http_scripting_gate_redis_connect(ngx_event_t *ev)
                                  ngx_http_scripting_gate_redis_message, NULL,
                                  "SUBSCRIBE %b", rd->channel.data,
                                  rd->channel.len);
+
+        rd->subscribed = 0;
+        rd->sub_since = ngx_current_msec;
     }
 
     return;
@@ -1964,9 +1969,20 @@ ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
         || reply->element[0]->type != REDIS_REPLY_STRING
-        || ngx_strcmp(reply->element[0]->str, "message") != 0
         || reply->element[2]->type != REDIS_REPLY_STRING)
     {
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+            && reply->element[0]->type == REDIS_REPLY_STRING
+            && ngx_strcmp(reply->element[0]->str, "subscribe") == 0
+            && ac == rd->sub)
+        {
+            rd->subscribed = 1;
+        }
+
+        return;
+    }
+
+    if (ngx_strcmp(reply->element[0]->str, "message") != 0) {
         return;
     }
 
@@ -2131,6 +2147,7 @@ ngx_http_scripting_gate_redis_watchdog(ngx_event_t *ev)
     ngx_uint_t                         args[1];
     ngx_msec_t                         now;
     ngx_queue_t                       *q;
+    redisAsyncContext                 *sub;
     ngx_http_scripting_gate_redis_t   *rd;
     ngx_http_scripting_gate_remote_t  *rr;
 
@@ -2141,6 +2158,16 @@ ngx_http_scripting_gate_redis_watchdog(ngx_event_t *ev)
         && (ngx_msec_int_t) (now - rd->since) > (ngx_msec_int_t) rd->timeout)
     {
         ngx_http_scripting_gate_redis_drop(rd, "no reply in time");
+    }
+
+    if (rd->sub && !rd->subscribed
+        && (ngx_msec_int_t) (now - rd->sub_since)
+           > (ngx_msec_int_t) rd->timeout)
+    {
+        /* wake-ups fall back to the poll until another one subscribes */
+        sub = rd->sub;
+        ngx_http_scripting_gate_redis_lost(rd, sub, "not subscribed in time");
+        redisAsyncFree(sub);
     }
 
     if (rd->ac && rd->connected
