@@ -50,9 +50,17 @@
 /*
  * Commands wait in the pipeline while the worker's first connection is
  * being made; once one was lost, only for a connection that answered.
+ * And not while another worker of the node has found Redis gone: this
+ * one's connection may not have been asked anything since (the watchdog
+ * then asks it).
  */
 #define ngx_http_scripting_gate_redis_usable(rd)                             \
-    ((rd)->ac && ((rd)->connected || !(rd)->lost))
+    ((rd)->ac && ((rd)->connected || !(rd)->lost)                            \
+     && ngx_http_scripting_gate_redis_sh(rd)->redis_state                    \
+        != NGX_HTTP_SCRIPTING_GATE_REDIS_DOWN)
+
+#define ngx_http_scripting_gate_redis_sh(rd)                                 \
+    (((ngx_http_scripting_gate_zone_t *) (rd)->shm_zone->data)->sh)
 
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_WAITER    2000    /* ms, at most */
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF   100     /* ms, first */
@@ -96,6 +104,7 @@ struct ngx_http_scripting_gate_redis_s {
     ngx_msec_t                          sub_since;
     unsigned                            connected:1;
     unsigned                            subscribed:1;
+    unsigned                            pinged:1;   /* the state checked */
     unsigned                            lost:1;     /* once at least */
 };
 
@@ -1916,6 +1925,8 @@ ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac, void *r,
         return;
     }
 
+    /* SCRIPT LOAD's reply, or PING's */
+    rd->pinged = 0;
     rd->connected = 1;
     rd->backoff = NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF;
 
@@ -2050,6 +2061,7 @@ ngx_http_scripting_gate_redis_lost(ngx_http_scripting_gate_redis_t *rd,
     if (ac == rd->ac) {
         rd->ac = NULL;
         rd->connected = 0;
+        rd->pinged = 0;
         rd->lost = 1;
         rd->pending = 0;
 
@@ -2158,6 +2170,21 @@ ngx_http_scripting_gate_redis_watchdog(ngx_event_t *ev)
         && (ngx_msec_int_t) (now - rd->since) > (ngx_msec_int_t) rd->timeout)
     {
         ngx_http_scripting_gate_redis_drop(rd, "no reply in time");
+    }
+
+    if (rd->ac && rd->connected && !rd->pinged
+        && ngx_http_scripting_gate_redis_sh(rd)->redis_state
+           == NGX_HTTP_SCRIPTING_GATE_REDIS_DOWN
+        && redisAsyncCommand(rd->ac, ngx_http_scripting_gate_redis_checked,
+                             rd, "PING")
+           == REDIS_OK)
+    {
+        /* another worker found Redis gone: this connection says */
+        rd->pinged = 1;
+
+        if (rd->pending++ == 0) {
+            rd->since = now;
+        }
     }
 
     if (rd->sub && !rd->subscribed
