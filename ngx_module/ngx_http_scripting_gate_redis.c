@@ -161,21 +161,9 @@ static void ngx_http_scripting_gate_redis_release(
     ngx_http_scripting_gate_hold_t *h);
 static void ngx_http_scripting_gate_redis_cooldown(
     ngx_http_scripting_gate_hold_t *h, ngx_msec_t delay);
-static void ngx_http_scripting_gate_redis_retried(
-    ngx_http_scripting_gate_hold_t *h);
-static void ngx_http_scripting_gate_redis_answered(
-    ngx_http_scripting_gate_hold_t *h, ngx_uint_t status);
-static void ngx_http_scripting_gate_redis_budget_count(
-    ngx_http_scripting_gate_hold_t *h, ngx_int_t n);
-static ngx_uint_t ngx_http_scripting_gate_redis_budget_take(
-    ngx_http_scripting_gate_hold_t *h, ngx_uint_t percent, ngx_uint_t min);
-static void ngx_http_scripting_gate_redis_budget_give(
-    ngx_http_scripting_gate_hold_t *h);
 static ngx_int_t ngx_http_scripting_gate_redis_snapshot(
     ngx_http_scripting_gate_zone_t *zone, ngx_pool_t *pool,
     ngx_uint_t max_keys, ngx_http_scripting_gate_zone_stats_t *z);
-static void ngx_http_scripting_gate_redis_reset(
-    ngx_http_scripting_gate_zone_t *zone);
 
 static void ngx_http_scripting_gate_redis_count(
     ngx_http_scripting_gate_hold_t *h, size_t field);
@@ -222,6 +210,8 @@ static void ngx_http_scripting_gate_redis_message(redisAsyncContext *ac,
     void *r, void *privdata);
 static ngx_uint_t ngx_http_scripting_gate_redis_named(redisReply *msg,
     ngx_http_scripting_gate_remote_t *rr);
+static void ngx_http_scripting_gate_redis_error(
+    ngx_http_scripting_gate_redis_t *rd, redisReply *reply);
 static void ngx_http_scripting_gate_redis_lost(
     ngx_http_scripting_gate_redis_t *rd, const redisAsyncContext *ac,
     const char *why);
@@ -232,18 +222,11 @@ static void ngx_http_scripting_gate_redis_state(
 static void ngx_http_scripting_gate_redis_watchdog(ngx_event_t *ev);
 
 
-ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend = {
-    ngx_http_scripting_gate_redis_acquire,
-    ngx_http_scripting_gate_redis_release,
-    ngx_http_scripting_gate_redis_cooldown,
-    ngx_http_scripting_gate_redis_retried,
-    ngx_http_scripting_gate_redis_answered,
-    ngx_http_scripting_gate_redis_budget_count,
-    ngx_http_scripting_gate_redis_budget_take,
-    ngx_http_scripting_gate_redis_budget_give,
-    ngx_http_scripting_gate_redis_snapshot,
-    ngx_http_scripting_gate_redis_reset
-};
+/*
+ * The shared memory's operations, but for those that ask Redis too; made
+ * at postconfiguration.  The retry budget and the figures are the node's.
+ */
+ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend;
 
 
 /*
@@ -676,6 +659,16 @@ ngx_http_scripting_gate_redis_init(ngx_conf_t *cf, ngx_array_t *redis)
         zone->backend = &ngx_http_scripting_gate_redis_backend;
     }
 
+    ngx_http_scripting_gate_redis_backend = ngx_http_scripting_gate_shm_backend;
+    ngx_http_scripting_gate_redis_backend.acquire =
+                                      ngx_http_scripting_gate_redis_acquire;
+    ngx_http_scripting_gate_redis_backend.release =
+                                      ngx_http_scripting_gate_redis_release;
+    ngx_http_scripting_gate_redis_backend.cooldown =
+                                      ngx_http_scripting_gate_redis_cooldown;
+    ngx_http_scripting_gate_redis_backend.snapshot =
+                                      ngx_http_scripting_gate_redis_snapshot;
+
     ngx_sha1_init(&sha1);
     ngx_sha1_update(&sha1, ngx_http_scripting_gate_redis_script.data,
                     ngx_http_scripting_gate_redis_script.len);
@@ -991,46 +984,6 @@ ngx_http_scripting_gate_redis_cooldown(ngx_http_scripting_gate_hold_t *h,
 }
 
 
-static void
-ngx_http_scripting_gate_redis_retried(ngx_http_scripting_gate_hold_t *h)
-{
-    ngx_http_scripting_gate_shm_backend.retried(h);
-}
-
-
-static void
-ngx_http_scripting_gate_redis_answered(ngx_http_scripting_gate_hold_t *h,
-    ngx_uint_t status)
-{
-    ngx_http_scripting_gate_shm_backend.answered(h, status);
-}
-
-
-/* the retry budget is the node's own */
-
-static void
-ngx_http_scripting_gate_redis_budget_count(ngx_http_scripting_gate_hold_t *h,
-    ngx_int_t n)
-{
-    ngx_http_scripting_gate_shm_backend.budget_count(h, n);
-}
-
-
-static ngx_uint_t
-ngx_http_scripting_gate_redis_budget_take(ngx_http_scripting_gate_hold_t *h,
-    ngx_uint_t percent, ngx_uint_t min)
-{
-    return ngx_http_scripting_gate_shm_backend.budget_take(h, percent, min);
-}
-
-
-static void
-ngx_http_scripting_gate_redis_budget_give(ngx_http_scripting_gate_hold_t *h)
-{
-    ngx_http_scripting_gate_shm_backend.budget_give(h);
-}
-
-
 static ngx_int_t
 ngx_http_scripting_gate_redis_snapshot(ngx_http_scripting_gate_zone_t *zone,
     ngx_pool_t *pool, ngx_uint_t max_keys,
@@ -1054,13 +1007,6 @@ ngx_http_scripting_gate_redis_snapshot(ngx_http_scripting_gate_zone_t *zone,
                        == NGX_HTTP_SCRIPTING_GATE_REDIS_CLOSED);
 
     return NGX_OK;
-}
-
-
-static void
-ngx_http_scripting_gate_redis_reset(ngx_http_scripting_gate_zone_t *zone)
-{
-    ngx_http_scripting_gate_shm_backend.reset(zone);
 }
 
 
@@ -1484,10 +1430,7 @@ ngx_http_scripting_gate_remote_reply(redisAsyncContext *ac, void *r,
         ngx_http_scripting_gate_redis_lost(rd, ac, "connection lost");
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "scripting_gate_redis: zone \"%V\": redis at %V "
-                      "answered \"%*s\"", &rd->name, &rd->url,
-                      (size_t) ngx_min(reply->len, 256), reply->str);
+        ngx_http_scripting_gate_redis_error(rd, reply);
 
         ngx_http_scripting_gate_redis_drop(rd, "an error");
         reply = NULL;
@@ -1905,10 +1848,7 @@ ngx_http_scripting_gate_redis_checked(redisAsyncContext *ac, void *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "scripting_gate_redis: zone \"%V\": redis at %V "
-                      "answered \"%*s\"", &rd->name, &rd->url,
-                      (size_t) ngx_min(reply->len, 256), reply->str);
+        ngx_http_scripting_gate_redis_error(rd, reply);
 
         if (ac == rd->ac) {
             ngx_http_scripting_gate_redis_drop(rd, "refused");
@@ -2049,6 +1989,17 @@ ngx_http_scripting_gate_redis_named(redisReply *msg,
     }
 
     return 0;
+}
+
+
+static void
+ngx_http_scripting_gate_redis_error(ngx_http_scripting_gate_redis_t *rd,
+    redisReply *reply)
+{
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "scripting_gate_redis: zone \"%V\": redis at %V answered "
+                  "\"%*s\"", &rd->name, &rd->url,
+                  (size_t) ngx_min(reply->len, 256), reply->str);
 }
 
 
