@@ -45,17 +45,15 @@
 #define NGX_HTTP_SCRIPTING_GATE_REMOTE_REFUSED  2
 
 #define NGX_HTTP_SCRIPTING_GATE_REDIS_POLL      250     /* ms */
-#define NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1      20      /* a digest's bytes */
+#define NGX_HTTP_SCRIPTING_GATE_SHA1            20      /* a digest's bytes */
 
 /*
- * Commands wait in the pipeline while the worker's first connection is
- * being made; once one was lost, only for a connection that answered.
- * And not while another worker of the node has found Redis gone: this
- * one's connection may not have been asked anything since (the watchdog
- * then asks it).
+ * Commands wait in the pipeline while the worker's connection is being
+ * made, but not once a worker of the node has found Redis gone and none
+ * has reached it since: a connection made then may never answer.
  */
 #define ngx_http_scripting_gate_redis_usable(rd)                             \
-    ((rd)->ac && ((rd)->connected || !(rd)->lost)                            \
+    ((rd)->ac                                                                \
      && ngx_http_scripting_gate_redis_sh(rd)->redis_state                    \
         != NGX_HTTP_SCRIPTING_GATE_REDIS_DOWN)
 
@@ -105,7 +103,6 @@ struct ngx_http_scripting_gate_redis_s {
     unsigned                            connected:1;
     unsigned                            subscribed:1;
     unsigned                            pinged:1;   /* the state checked */
-    unsigned                            lost:1;     /* once at least */
 };
 
 
@@ -198,6 +195,8 @@ static ngx_int_t ngx_http_scripting_gate_redis_send(
     char op, ngx_uint_t *args, ngx_uint_t nargs);
 
 static void ngx_http_scripting_gate_redis_connect(ngx_event_t *ev);
+static void ngx_http_scripting_gate_redis_hurry(
+    ngx_http_scripting_gate_redis_t *rd);
 static redisAsyncContext *ngx_http_scripting_gate_redis_open(
     ngx_http_scripting_gate_redis_t *rd);
 static void ngx_http_scripting_gate_redis_connected(
@@ -241,9 +240,10 @@ ngx_http_scripting_gate_backend_t  ngx_http_scripting_gate_redis_backend;
  * before Redis's time less what it waited there (a node whose clock is
  * off gains or loses that much at most), so that a request held in its
  * node's queue, or in the commands Redis has yet to run, is not overtaken
- * by later ones; retries go ahead of newcomers (2^50 less).  The learning follows
- * the shared memory's (queue.c), with the cluster's figures.  Needs Redis
- * 5 or later (TIME before writes: scripts replicated by their effects).
+ * by later ones; retries go ahead of newcomers (2^50 less).  The
+ * learning follows the shared memory's (queue.c), with the cluster's
+ * figures.  Needs Redis 5 or later (TIME before writes: scripts
+ * replicated by their effects).
  */
 static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "local s, q, w, h = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
@@ -379,7 +379,7 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "return {0, active, redis.call('ZCARD', q), eff, hint, 0}\n");
 
 static u_char  ngx_http_scripting_gate_redis_sha[
-                   NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1 * 2];
+                   NGX_HTTP_SCRIPTING_GATE_SHA1 * 2];
 
 
 /* scripting_gate_redis zone=NAME redis://... [lease=] [timeout=] ... */
@@ -637,7 +637,7 @@ invalid:
 ngx_int_t
 ngx_http_scripting_gate_redis_init(ngx_conf_t *cf, ngx_array_t *redis)
 {
-    u_char                             digest[NGX_HTTP_SCRIPTING_GATE_REDIS_SHA1];
+    u_char                             digest[NGX_HTTP_SCRIPTING_GATE_SHA1];
     ngx_uint_t                         i;
     ngx_sha1_t                         sha1;
     ngx_http_scripting_gate_zone_t    *zone;
@@ -829,6 +829,8 @@ ngx_http_scripting_gate_redis_acquire(ngx_http_scripting_gate_hold_t *h)
     ngx_http_scripting_gate_remote_t  *rr;
 
     rd = h->zone->redis;
+
+    ngx_http_scripting_gate_redis_hurry(rd);
 
     if (!ngx_http_scripting_gate_redis_usable(rd)) {
         if (rd->fallback == NGX_HTTP_SCRIPTING_GATE_REDIS_CLOSED) {
@@ -1686,8 +1688,6 @@ ngx_http_scripting_gate_redis_connect(ngx_event_t *ev)
         rd->ac = ngx_http_scripting_gate_redis_open(rd);
 
         if (rd->ac == NULL) {
-            rd->lost = 1;
-
             ngx_http_scripting_gate_redis_state(rd,
                                             NGX_HTTP_SCRIPTING_GATE_REDIS_DOWN,
                                             "cannot connect");
@@ -1741,6 +1741,26 @@ again:
         ngx_add_timer(&rd->reconnect, rd->backoff);
         rd->backoff = ngx_min(rd->backoff * 2,
                               NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF_MAX);
+    }
+}
+
+
+/*
+ * Another worker of the node reached Redis again: this one does not wait
+ * out its backoff, gating alone meanwhile.
+ */
+
+static void
+ngx_http_scripting_gate_redis_hurry(ngx_http_scripting_gate_redis_t *rd)
+{
+    if (rd->ac == NULL && rd->reconnect.timer_set
+        && ngx_http_scripting_gate_redis_sh(rd)->redis_state
+           == NGX_HTTP_SCRIPTING_GATE_REDIS_UP)
+    {
+        ngx_del_timer(&rd->reconnect);
+        rd->backoff = NGX_HTTP_SCRIPTING_GATE_REDIS_BACKOFF;
+
+        ngx_http_scripting_gate_redis_connect(&rd->reconnect);
     }
 }
 
@@ -2013,7 +2033,6 @@ ngx_http_scripting_gate_redis_lost(ngx_http_scripting_gate_redis_t *rd,
         rd->ac = NULL;
         rd->connected = 0;
         rd->pinged = 0;
-        rd->lost = 1;
         rd->pending = 0;
 
         ngx_http_scripting_gate_redis_state(rd,
@@ -2116,6 +2135,8 @@ ngx_http_scripting_gate_redis_watchdog(ngx_event_t *ev)
 
     rd = ev->data;
     now = ngx_current_msec;
+
+    ngx_http_scripting_gate_redis_hurry(rd);
 
     if (rd->ac && rd->pending
         && (ngx_msec_int_t) (now - rd->since) > (ngx_msec_int_t) rd->timeout)

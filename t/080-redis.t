@@ -529,18 +529,22 @@ for my $node (@n) {
             grep { (split ' ')[3] eq 'k0' } ScriptingGate::Nodes::log_lines($node, 'gate.log');
     push @again_waited, "$node->{name}: @w" if @w == 4 && $w[2] > $w[1] + 100 + 100;
 }
+# a longer outage: the workers' attempts to connect again are spaced out
+# (up to 2 s apart), and one that is waiting to try when the other worker
+# of its node finds Redis back must not gate alone meanwhile
+sleep 2;
 ScriptingGate::Redis::thaw();
 my $up = wait_until(10, sub { !grep { (main::redis_of($_)->{state} // '') ne 'up' } @n });
-# nothing is in flight: Redis holds no slot of the key (the acquires sent
-# while it was frozen answered nobody: a slot they took would stay taken
-# until its lease ends, 10 s)
-my $held = '';
-wait_until(2, sub { ($held = main::redis_counts('k0')) eq 'slots=0 queue=0' });
 ScriptingGate::Mock::reset();
 my $t1 = time;
 my %again = ScriptingGate::Mock::burst(n => 20, timeout => 20,
                                        paths => [main::paths(20, 1, @n)]);
 my $again_took = time - $t1;
+# nothing is in flight: Redis holds no slot of the key (the acquires sent
+# while it was frozen answered nobody: a slot they took would stay taken
+# until its lease ends, 10 s)
+my $held = '';
+wait_until(2, sub { ($held = main::redis_counts('k0')) eq 'slots=0 queue=0' });
 my $k = ScriptingGate::Mock::key_stats('k0::');
 my @why = map { my $node = $_;
     scalar(() = ScriptingGate::Nodes::error_log($node, qr/scripting_gate_redis: zone "s": redis at \S+ is unreachable \(no reply in time\)/))
