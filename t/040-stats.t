@@ -49,6 +49,12 @@ sub traffic {
     wait_until(5, sub { (status_json('/status')->{zones}{s}{keys}{c}{active} // 0) == 2 });
     my $r = http_get("/api/v2/scripts/x?k=c");
     reap($kids);
+    # each worker gives its slots back as it ends its requests, which may
+    # be just after their clients have the answers
+    wait_until(2, sub {
+        my $keys = status_json('/status')->{zones}{s}{keys} || {};
+        !grep { $_->{active} } values %$keys;
+    });
     return $r->{status};
 }
 
