@@ -644,11 +644,15 @@ if [[ " $SCENARIOS " == *" redis "* ]]; then
     done
     [ -n "$REDIS_PORT" ] || { echo "no free port for redis-server" >&2; exit 1; }
     mkdir -p "$B/redis"
-    /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-        --appendonly no --dir "$B/redis" --logfile "$B/logs/redis.log" &
-    REDIS_PID=$!
     rcli() { redis-cli -p "$REDIS_PORT" "$@" | tr -d '\r'; }
-    until [ "$(rcli ping 2>/dev/null)" = PONG ]; do sleep 0.05; done
+    # $@: more of redis-server's options
+    start_redis() {
+        /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+            --appendonly no --dir "$B/redis" --logfile "$B/logs/redis.log" "$@" &
+        REDIS_PID=$!
+        until [ "$(rcli ping 2>/dev/null)" = PONG ]; do sleep 0.05; done
+    }
+    start_redis
     evalsha() { rcli INFO commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' \
                 | grep . || echo 0; }
     # calls of EVALSHA and of commands the script runs at known steps: TIME
@@ -672,7 +676,7 @@ if [[ " $SCENARIOS " == *" redis "* ]]; then
         local d=$B/node$1
         mkdir -p "$d/logs" "$d/conf"
         cat > "$d/conf/nginx.conf" <<EOF
-load_module $top/build/nginx/ngx_http_scripting_gate_module.so;
+load_module ${NODE_MODULE:-$top/build/nginx/ngx_http_scripting_gate_module.so};
 worker_processes $3;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -962,20 +966,33 @@ daemon off;"
     echo "/ 20 ms = 800 requests/s. The same three nodes, now with limit=4; wrk, 96"
     echo "connections (32 per node), 4 versions, $DUR s. Reference: the same load on"
     echo "/gate/, each node gating alone (up to 3 x 4 per key reach the upstream)."
+    echo "Last, wake-ups by a short poll instead of pub/sub: the nodes started again"
+    echo "with make's build/poll module (a waiter asks again every 20 ms, not 250),"
+    echo "against a Redis started again with \`--rename-command SUBSCRIBE \"\"\`, so"
+    echo "that no wake-up is ever published to a node."
     echo
     echo "| setup | client requests | answers by status | wrk errors | goodput / ideal | p50 ms | p99 ms | max ms | EVALSHA per request | upstream peak in flight per key |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     : > "$B/contended.txt"
-    for s in redis gate; do
+    poll_so=$top/build/poll/ngx_http_scripting_gate_module.so
+    for s in redis gate poll; do
+        if [ "$s" = poll ]; then
+            [ -f "$poll_so" ] || { echo "| poll | (no $poll_so: make bench builds it) |"; continue; }
+            pseen=$(redis_seen 1); perrors=$(node_errors)
+            for i in 3 2 1; do stop_node $i; done
+            kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true
+            start_redis --rename-command SUBSCRIBE ""
+            NODE_MODULE=$poll_so start_nodes 4
+        fi
         drain
         mock reset
         e0=$(evalsha); s0=$(cstats); p0=$(passed shared)
-        out=$(mload "/$s/api/v2/scripts/" 4 96 "$DUR")
+        out=$(mload "/${s/poll/redis}/api/v2/scripts/" 4 96 "$DUR")
         drain
         sleep 0.2
         e1=$(evalsha); s1=$(cstats); p1=$(passed shared)
         pk=$(peaks)
-        [ "$s" = redis ] && csteps="$(steps "$s0" "$s1" $((p1 - p0))) (over $((p1 - p0)) requests that got a slot)"
+        [ "$s" = gate ] || printf -v "steps_$s" '%s' "$(steps "$s0" "$s1" $((p1 - p0))) (over $((p1 - p0)) requests that got a slot)"
         echo "$s|$out|$((e1 - e0))|$pk" | perl -ne '
             my ($s, $res, $rt, $pk) = split /\|/; chomp $pk;
             my %r = $res =~ /(\w+)=(\S+)/g;
@@ -984,7 +1001,9 @@ daemon off;"
             my $n = $r{requests} || 1; my $d = $r{duration_s} || 1;
             my $max = 0; for ($pk =~ / (\d+)/g) { $max = $_ if $_ > $max }
             printf "| %s | %d | %s | %d | %.1f %% (%.0f/s) | %s | %s | %s | %.2f | %s |\n",
-                $s eq "gate" ? "shm only, limit 4 on each node" : "Redis, limit 4 for the three",
+                $s eq "gate" ? "shm only, limit 4 on each node"
+                : $s eq "poll" ? "Redis, limit 4 for the three, wake-ups by a 20 ms poll"
+                : "Redis, limit 4 for the three",
                 $n, join(", ", map { "$_: $st{$_}" } sort keys %st), $r{errors} // 0,
                 100 * $ok / $d / 800, $ok / $d, $r{p50_ms} // "-", $r{p99_ms} // "-",
                 $r{max_ms} // "-", $rt / $n, $pk;
@@ -999,9 +1018,16 @@ daemon off;"
             $bad ? "MISSED ($bad)" : "met", $good;' "$B/contended.txt"
     echo
     echo "EVALSHA by step, per request that got a slot, Redis zone (from the script's"
-    echo "own commands in \`INFO commandstats\`): $csteps."
-    echo "Redis as node 1 saw it at the end (state, changes): $(redis_seen 1)."
-    echo "Error lines in the nodes' logs: $(node_errors)."
+    echo "own commands in \`INFO commandstats\`): pub/sub ${steps_redis:-}; the 20 ms"
+    echo "poll ${steps_poll:-(not run)}."
+    echo "Redis as node 1 saw it at the end (state, changes): ${pseen:-$(redis_seen 1)}$( \
+        [ -n "${pseen:-}" ] && echo " (pub/sub), $(redis_seen 1) (poll)")."
+    if [ -n "${pseen:-}" ]; then
+        echo "Error lines in the nodes' logs: $perrors (pub/sub); $(node_errors) (poll:"
+        echo "each worker's SUBSCRIBE is refused, and asked again with backoff)."
+    else
+        echo "Error lines in the nodes' logs: $(node_errors)."
+    fi
     for i in 3 2 1; do stop_node $i; done
     kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=
 fi

@@ -1089,6 +1089,15 @@ ngx_http_scripting_gate_waiter_handler(ngx_event_t *ev)
     ngx_http_scripting_gate_notify(zone, &notes);
 
     if (rc == NGX_AGAIN) {
+        /*
+         * woken before its timer: ngx_add_timer() would keep that one if
+         * the new time were less than 300 ms off (a rate's next start
+         * just before the queue's deadline, say)
+         */
+        if (ev->timer_set) {
+            ngx_del_timer(ev);
+        }
+
         ngx_add_timer(ev, timer);
         return;
     }

@@ -557,3 +557,36 @@ GET /result.txt
 --- response_body
 first: 200
 second: 200 at once
+
+
+
+=== TEST 18: rate=5r/s, three at once, a queue deadline 550 ms on: the third starts at its turn (400 ms after the first), not at its deadline
+--- config
+    location /api/v2/scripts/ {
+        set $script_key "$uri";
+        scripting_gate zone=v limit=10 rate=5r/s queue=10 queue_timeout=550ms;
+        proxy_pass http://mock;
+    }
+--- init
+package main;
+ScriptingGate::Mock::reset();
+# the second waits for the first's start, the third for the second's: its
+# turn comes when it is woken, its own timer set for the deadline
+my @kids;
+for my $i (0 .. 2) {
+    push @kids, @{ background(["/api/v2/scripts/near?i=$i"]) };
+    sleep 0.01;
+}
+my @r = reap(\@kids);
+my @arr = sort { $a <=> $b }
+          @{ ScriptingGate::Mock::key_stats('near::')->{arrivals_ms} };
+my $third = @arr == 3 ? $arr[2] - $arr[0] : -1;
+html_put('result.txt', join(' ', map { $_->[0] } @r) . "\n"
+         . "third start: " . ($third >= 350 && $third < 520
+                              ? "at its turn" : "$third ms after the first")
+         . "\n");
+--- request
+GET /result.txt
+--- response_body
+200 200 200
+third start: at its turn

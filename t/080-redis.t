@@ -707,3 +707,46 @@ client: 200
 upstream requests: 1, peak 1
 in Redis after: slots=0 queue=0
 --- timeout: 40
+
+
+
+=== TEST 16: rate= is the cluster's: two instances, rate=20r/s, a burst of 40 on one key split across both: at most 21 starts upstream in any second, spread over 1.8 s or more, and all answered within 3 s
+--- config
+--- init
+package main;
+main::fresh();
+# a timeout near the default: a waiter's next ask, 50 ms on, is set while
+# the timer for a late reply (the timeout) is still on
+my @n = main::start_nodes(2, tag => 't16-', redis => 'timeout=300ms',
+                          gate => 'limit=50 rate=20r/s queue=200 queue_timeout=20s');
+my $t0 = time;
+my %st = ScriptingGate::Mock::burst(n => 40, timeout => 20,
+                                    paths => [main::paths(40, 1, @n)]);
+my $took = time - $t0;
+my @arr = sort { $a <=> $b } @{ ScriptingGate::Mock::key_stats('k0::')->{arrivals_ms} };
+my $most = 0;
+for my $i (0 .. $#arr) {
+    my $j = $i;
+    $j++ while $j < $#arr && $arr[$j + 1] - $arr[$i] < 1000;
+    $most = max($most, $j - $i + 1);
+}
+# 39 intervals of 50 ms: 1.95 s; each node alone would take half that
+my $span = @arr ? $arr[-1] - $arr[0] : 0;
+my @bad = main::bad_lines(@n);
+ScriptingGate::Nodes::stop(@n);
+html_put('result.txt', join '',
+    "answers: ", main::statuses(%st), "\n",
+    "upstream: ", scalar(@arr), " starts, most in a second: ",
+    ($most <= 21 ? "<= 21" : $most), "\n",
+    "spread: ", ($span >= 1800 ? "over 1.8 s or more" : "$span ms"), "\n",
+    # the rate's 1.95 s and the mock's 100 ms, not a poll's pace
+    "burst: ", ($took < 3 ? "within 3 s" : sprintf("%.1f s", $took)), "\n",
+    @bad);
+--- request
+GET /result.txt
+--- response_body
+answers: 200 x 40
+upstream: 40 starts, most in a second: <= 21
+spread: over 1.8 s or more
+burst: within 3 s
+--- timeout: 30
