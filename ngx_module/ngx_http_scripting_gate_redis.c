@@ -105,6 +105,7 @@ struct ngx_http_scripting_gate_redis_s {
     ngx_msec_t                          sub_since;
     unsigned                            connected:1;
     unsigned                            subscribed:1;
+    unsigned                            sub_refused:1;  /* and logged */
     unsigned                            pinged:1;   /* the state checked */
 };
 
@@ -263,7 +264,7 @@ static ngx_str_t  ngx_http_scripting_gate_redis_script = ngx_string(
 "  end\n"
 "  local free = lim - redis.call('ZCARD', s)\n"
 "  if free > 0 then\n"
-"    redis.call('PUBLISH', channel,\n"
+"    redis.pcall('PUBLISH', channel,\n"
 "               table.concat(redis.call('ZRANGE', q, 0, free - 1), ' '))\n"
 "  end\n"
 "end\n"
@@ -1843,8 +1844,8 @@ ngx_http_scripting_gate_redis_disconnected(const redisAsyncContext *ac,
     int status)
 {
     ngx_http_scripting_gate_redis_lost(ac->data, ac,
-                                       ac->errstr ? ac->errstr
-                                                  : "disconnected");
+                                       ac->errstr[0] ? ac->errstr
+                                                     : "disconnected");
 }
 
 
@@ -1940,6 +1941,22 @@ ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
     rd = ac->data;
 
     if (reply == NULL) {
+        if (ac == rd->sub && ac->err == REDIS_ERR_OTHER && !rd->sub_refused) {
+            /*
+             * hiredis closes a subscriber whose SUBSCRIBE Redis refused
+             * (an ACL user without the channel, say): gating goes on,
+             * woken by the poll
+             */
+            rd->sub_refused = 1;
+
+            ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                          "scripting_gate_redis: zone \"%V\": redis at %V "
+                          "refused to subscribe to \"%V\" (%s), waiters ask "
+                          "again every %ui ms", &rd->name, &rd->url,
+                          &rd->channel, ac->errstr,
+                          (ngx_uint_t) NGX_HTTP_SCRIPTING_GATE_REDIS_POLL);
+        }
+
         ngx_http_scripting_gate_redis_lost(rd, ac, "connection lost");
         return;
     }
@@ -1959,6 +1976,7 @@ ngx_http_scripting_gate_redis_message(redisAsyncContext *ac, void *r,
             && ac == rd->sub)
         {
             rd->subscribed = 1;
+            rd->sub_refused = 0;
         }
 
         return;

@@ -83,6 +83,7 @@ _EOC_
     $redis .= ' timeout=1s' unless $redis =~ /timeout=/;
     my $gate = $o{gate} // 'limit=2 queue=200 queue_timeout=10s';
     $text =~ s/ REDIS_PARAMS/ $redis/;
+    $text =~ s{redis://}{redis://$o{auth}\@} if $o{auth};
     $text =~ s/GATE_PARAMS/$gate/;
     return $text;
 }
@@ -749,4 +750,48 @@ answers: 200 x 40
 upstream: 40 starts, most in a second: <= 21
 spread: over 1.8 s or more
 burst: within 3 s
+--- timeout: 30
+
+
+
+=== TEST 17: an ACL user without the wake-up channel: SUBSCRIBE is refused, each worker says so once (warn), and gating stays shared, woken by the poll: two instances never over limit=2, every request answered, no error
+--- config
+--- init
+package main;
+# the nodes log in as "gate", who may use the keys sg:* and no channel
+# (PUBLISH refused too); the default user, the test's, keeps every right
+ScriptingGate::Redis::start(args => ['--user', 'gate', 'on', '>gatepw', '~sg:*',
+                                     'resetchannels', '+@all']);
+main::fresh();
+my @n = main::start_nodes(2, tag => 't17-', auth => 'gate:gatepw');
+my $refused = qr/scripting_gate_redis: zone "s": redis at \S+ refused to subscribe to "sg:\{s\}:wake" \(NOPERM[^)]*\), waiters ask again every 250 ms/;
+# each worker subscribes when it starts
+for my $node (@n) {
+    wait_until(5, sub { ScriptingGate::Nodes::error_log($node, $refused) >= 2 });
+}
+# 16 over the two nodes: some wait at Redis for the other node's slots
+my %st = ScriptingGate::Mock::burst(n => 16, timeout => 20,
+                                    paths => [main::paths(16, 1, @n)]);
+my $k = ScriptingGate::Mock::key_stats('k0::');
+my @said = map { scalar(() = ScriptingGate::Nodes::error_log($_, $refused)) } @n;
+my @err = map { ScriptingGate::Nodes::error_log($_, qr/\[(?:error|alert|emerg|crit)\]/) } @n;
+my @states = map { main::redis_of($_)->{state} // '' } @n;
+my $queued = 0;
+$queued += main::key_of($_, 'k0')->{queued_total} // 0 for @n;
+ScriptingGate::Nodes::stop(@n);
+ScriptingGate::Redis::start();
+html_put('result.txt', join '',
+    "answers: ", main::statuses(%st), ", upstream peak $k->{peak_in_flight}\n",
+    "queued: ", ($queued > 0 ? "some" : "none"), "\n",
+    "refused to subscribe, logged: @said\n",
+    "redis: @states\n",
+    "errors: ", scalar(@err), "\n", @err);
+--- request
+GET /result.txt
+--- response_body
+answers: 200 x 16, upstream peak 2
+queued: some
+refused to subscribe, logged: 2 2
+redis: up up
+errors: 0
 --- timeout: 30
