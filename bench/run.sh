@@ -1024,7 +1024,7 @@ daemon off;"
         [ -n "${pseen:-}" ] && echo " (pub/sub), $(redis_seen 1) (poll)")."
     if [ -n "${pseen:-}" ]; then
         echo "Error lines in the nodes' logs: $perrors (pub/sub); $(node_errors) (poll:"
-        echo "each worker's SUBSCRIBE is refused, and asked again with backoff)."
+        echo "each worker's SUBSCRIBE is refused, which it logs once at warn, not counted here)."
     else
         echo "Error lines in the nodes' logs: $(node_errors)."
     fi
