@@ -67,13 +67,22 @@ deb-deps:
 
 build: $(MODULE) $(MOCK)
 
-$(BUILD)/nginx/Makefile: config | build-deps
-	@mkdir -p $(BUILD)/nginx
+# $(call configure,DIR,CC_OPT[,LD_OPT]): Debian's nginx configured with the
+# module as a dynamic one, into $(BUILD)/DIR
+define configure
+	@mkdir -p $(BUILD)/$(1)
 	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	    --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2 -Wall -Werror' \
-	    --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/nginx \
-	    > $(CURDIR)/$(BUILD)/nginx/configure.log 2>&1 \
-	    || { tail -30 $(CURDIR)/$(BUILD)/nginx/configure.log; exit 1; }
+	    --with-cc-opt='$(2)' $(if $(3),--with-ld-opt='$(3)') \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/$(1) \
+	    > $(CURDIR)/$(BUILD)/$(1)/configure.log 2>&1 \
+	    || { tail -30 $(CURDIR)/$(BUILD)/$(1)/configure.log; exit 1; }
+endef
+
+CC_OPT := -g -O2 -fPIC -fstack-protector-strong -Wformat \
+          -Werror=format-security -D_FORTIFY_SOURCE=2 -Wall -Werror
+
+$(BUILD)/nginx/Makefile: config | build-deps
+	$(call configure,nginx,$(CC_OPT))
 
 $(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
 	$(MAKE) -s -f $(CURDIR)/$(BUILD)/nginx/Makefile -C $(NGINX_SRC) modules
@@ -83,24 +92,13 @@ $(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 $(ASAN_MODULE): config $(SOURCES) | build-deps
-	@mkdir -p $(BUILD)/asan
-	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	    --with-cc-opt='-g -O1 -fPIC $(ASAN_FLAGS) -Wall -Werror' \
-	    --with-ld-opt='$(ASAN_FLAGS)' \
-	    --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/asan \
-	    > $(CURDIR)/$(BUILD)/asan/configure.log 2>&1 \
-	    || { tail -30 $(CURDIR)/$(BUILD)/asan/configure.log; exit 1; }
+	$(call configure,asan,-g -O1 -fPIC $(ASAN_FLAGS) -Wall -Werror,$(ASAN_FLAGS))
 	$(MAKE) -s -f $(CURDIR)/$(BUILD)/asan/Makefile -C $(NGINX_SRC) modules
 
 # the module with a Redis waiter's poll of 20 ms, not 250: make bench
 # measures wake-ups by that poll alone against pub/sub's
 $(POLL_MODULE): config $(SOURCES) | build-deps
-	@mkdir -p $(BUILD)/poll
-	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	    --with-cc-opt='-g -O2 -fPIC -Wall -Werror -DNGX_HTTP_SCRIPTING_GATE_REDIS_POLL=20' \
-	    --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/poll \
-	    > $(CURDIR)/$(BUILD)/poll/configure.log 2>&1 \
-	    || { tail -30 $(CURDIR)/$(BUILD)/poll/configure.log; exit 1; }
+	$(call configure,poll,$(CC_OPT) -DNGX_HTTP_SCRIPTING_GATE_REDIS_POLL=20)
 	$(MAKE) -s -f $(CURDIR)/$(BUILD)/poll/Makefile -C $(NGINX_SRC) modules
 
 $(MOCK): tools/mock/scripting_mock.c | build-deps
