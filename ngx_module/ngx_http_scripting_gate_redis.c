@@ -1765,7 +1765,7 @@ again:
 static void
 ngx_http_scripting_gate_redis_hurry(ngx_http_scripting_gate_redis_t *rd)
 {
-    if (rd->ac == NULL && rd->reconnect.timer_set
+    if (rd->ac == NULL && rd->reconnect.timer_set && !ngx_exiting
         && ngx_http_scripting_gate_redis_sh(rd)->redis_state
            == NGX_HTTP_SCRIPTING_GATE_REDIS_UP)
     {
