@@ -635,16 +635,22 @@ main::fresh();
 my ($a, $b) = main::start_nodes(2, tag => 't14-', gate => 'limit=2 queue=200 queue_timeout=10s');
 my $first = http_get(ScriptingGate::Nodes::url($a, '/api/v2/scripts/cool'),
                      headers => { 'X-Mock-Action' => '429/ra=1' });
+my $t_a = time;
+# A sends the cool-down to Redis as the 429 leaves for its client, not
+# before: B asks once Redis has it
+my $cooling = wait_until(1, sub {
+    (ScriptingGate::Redis::cmd('HGET', 'sg:{s:cool}:h', 'c') // '') =~ /^\d+$/ });
 my $t0 = time;
 my $short = http_get(ScriptingGate::Nodes::url($b, '/short/cool'));
 my $short_took = time - $t0;
 my $long = http_get(ScriptingGate::Nodes::url($b, '/api/v2/scripts/cool'));
-my $took = time - $t0;
+my $took = time - $t_a;
 my $k = ScriptingGate::Mock::key_stats('cool::');
 my @bad = main::bad_lines($a, $b);
 ScriptingGate::Nodes::stop($a, $b);
 html_put('result.txt', join '',
-    "A: $first->{status} Retry-After $first->{headers}{'retry-after'}\n",
+    "A: $first->{status} Retry-After $first->{headers}{'retry-after'}",
+    ($cooling ? ", the key cooling at Redis" : ", no cool-down at Redis"), "\n",
     "B, queue timeout 300ms: $short->{status} $short->{headers}{'x-gate'}",
     " Retry-After ", $short->{headers}{'retry-after'} // 'none',
     ($short_took < 0.25 ? " at once" : sprintf(" after %.2f s", $short_took)), "\n",
@@ -654,7 +660,7 @@ html_put('result.txt', join '',
 --- request
 GET /result.txt
 --- response_body
-A: 429 Retry-After 1
+A: 429 Retry-After 1, the key cooling at Redis
 B, queue timeout 300ms: 429 REJECTED Retry-After 1 at once
 B, queue timeout 10s: 200 QUEUED after the cool-down
 upstream: requests=2
